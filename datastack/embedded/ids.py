@@ -2,7 +2,8 @@
 
 Neurons are numbered 0..N-1 in table order. Neurons 2k and 2k+1 form pair k, which owns operation ids
 ``1 + k*OPS_PER_PAIR + j``: neuron 2k's own operations use j in [0, OWN_OPS_CAP), neuron 2k+1's use
-j in [OWN_OPS_CAP, 2*OWN_OPS_CAP), and splits shared by the two neurons use j in [2*OWN_OPS_CAP, OPS_PER_PAIR).
+j in [OWN_OPS_CAP, 2*OWN_OPS_CAP), and splits shared by the two neurons use
+j in [2*OWN_OPS_CAP, OPS_PER_PAIR).
 
 Root ids look like real minnie ids (18 digits, 8646911…): ``ROOT_BASE + kind*KIND_STRIDE + payload``.
 """

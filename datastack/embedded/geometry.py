@@ -1,0 +1,302 @@
+"""Neuron geometry of the embedded datastack: real hemibrain skeletons, cut and grafted per edit.
+
+Placement (which template, where, which node an op sits at) is in placement.py. Each root id has one geometry,
+whoever asks:
+
+- NEURON(i): neuron i's transformed template.
+- PARTNER(merge): the subtree below the op's node, shifted so that its first node lies 1–4 nm past the
+  interface point.
+- the root a merge starts from (INITIAL, or AFTER of the previous op; see generator.NeuronLog): the neuron
+  without that subtree, its new end 1–4 nm before the interface point.
+- the root a split starts from: the neuron plus a foreign branch (a moderate branch of another template,
+  rotated, radius-scaled) grafted at the op's node; FOREIGN(own split) is that branch alone. A shared split's
+  SHARED_BEFORE is the lower neuron plus a branch cut from the other neuron's template; its FOREIGN is the
+  other neuron's lineage root, as the generator's logs say.
+- DISTRACTOR(op): a piece of another template passing 250 nm–2 µm from the interface point, 45–90° to the
+  neuron (15 % at 15–40°), radius-scaled, cut where it comes within DISTRACTOR_CLEARANCE_NM of the neuron.
+- AFTER / INITIAL roots: the neuron as the *next* operation of its log finds it, so every merge's before root
+  lacks exactly that merge's partner and every split's before root carries exactly that split's graft. One
+  edit at a time: the neuron's other edits are not replayed onto it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from proofpilot.datastack.embedded import ids
+from proofpilot.datastack.embedded import placement as pl
+from proofpilot.datastack.embedded.ids import RootKind
+from proofpilot.datastack.embedded.placement import Layout, Site, Tree
+from proofpilot.datastack.embedded.templates import Template
+
+from proofpilot.errors import DataError
+
+if TYPE_CHECKING:
+    from proofpilot.datastack.embedded.generator import Generator
+
+INTERFACE_HALF_GAP_NM = (1.0, 4.0)  # each merge fragment ends this far from the interface point
+GRAFT_ANGLE_DEG = (35.0, 150.0)  # foreign branch vs the neuron's direction at the graft point
+GRAFT_RADIUS_SCALE = (0.6, 1.7)
+DISTRACTOR_DISTANCE_NM = (250.0, 2_000.0)  # closest approach of a distractor to the interface point
+DISTRACTOR_CLEARANCE_NM = 150.0  # minimum centre-line distance between a distractor and the neuron
+DISTRACTOR_PARALLEL_SHARE = 0.15  # distractors running nearly parallel (15–40°) to the neuron
+DISTRACTOR_REACH_NM = (3_000.0, 12_000.0)  # path length of the piece around its closest node
+DISTRACTOR_RADIUS_SCALE = (0.5, 2.0)
+_STREAM_OPS = 12
+_ROLE_MERGE, _ROLE_GRAFT, _ROLE_DISTRACTOR = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class SegmentSkeleton:
+    """A skeleton as served: vertices (n, 3) float32 nm, edges (m, 2) uint32 child→parent, radii (n,) nm."""
+
+    vertices: np.ndarray
+    edges: np.ndarray
+    radii: np.ndarray
+
+    @classmethod
+    def from_tree(cls, tree: Tree) -> SegmentSkeleton:
+        child = np.flatnonzero(tree.parent >= 0)
+        arrays = (
+            tree.xyz.astype(np.float32),
+            np.stack([child, tree.parent[child]], axis=1).astype(np.uint32),
+            tree.radius.astype(np.float32),
+        )
+        for a in arrays:
+            a.setflags(write=False)
+        return cls(*arrays)
+
+
+def op_points_nm(
+    profile_name: str, neuron_index: int, operation_ids: np.ndarray, is_merge: np.ndarray
+) -> np.ndarray:
+    """Interface points (nm, shape (n, 3), float64, on the voxel grid) of the given operations. Deterministic.
+
+    A point depends only on (profile, op id, is_merge), so a shared split gets the same point from both of its
+    neurons; `neuron_index` is kept for the caller's contract. Vectorised (~20 µs for 20 ops); thread-safe."""
+    lay = pl.layout(profile_name)
+    neuron, row = pl.op_nodes(
+        lay, np.asarray(operation_ids, dtype=np.int64), np.asarray(is_merge, dtype=bool)
+    )
+    return pl.snapped_points(lay, neuron, row)
+
+
+def neuron_anchor_nm(profile_name: str, neuron_indices: np.ndarray) -> np.ndarray:
+    """(n, 3) nm positions of the neurons' template roots (the soma end), e.g. for a table's point column."""
+    lay = pl.layout(profile_name)
+    g = np.asarray(neuron_indices, dtype=np.int64)
+    roots = np.stack([t.xyz_nm[0] for t in lay.templates.templates])[g % len(lay.templates)]
+    return np.einsum("nij,nj->ni", lay.rotation[g], roots) + lay.translation[g]
+
+
+# ---- fragments of one operation ----------------------------------------------------------------------------
+
+
+def _rng(lay: Layout, op: int, role: int) -> np.random.Generator:
+    return np.random.default_rng([lay.seed, _STREAM_OPS, role, op])
+
+
+def _other_template(lay: Layout, s: Site, rng: np.random.Generator) -> Template:
+    k = len(lay.templates)
+    return lay.templates.templates[(s.neuron % k + 1 + int(rng.integers(k - 1))) % k]
+
+
+def _merge_parts(lay: Layout, op: int) -> tuple[Tree, Tree]:
+    """(base, partner): the neuron without the subtree of the op's node, and that subtree; they meet at p."""
+    s = pl.site(lay, op, True)
+    tree = pl.neuron_tree(lay, s.neuron)
+    size = int(s.template.subtree_size[s.node])
+    gap = _rng(lay, op, _ROLE_MERGE).uniform(*INTERFACE_HALF_GAP_NM)
+    partner = pl.subtree(tree, s.node, size)
+    shift = s.point + gap * s.direction - tree.xyz[s.node]
+    partner = Tree(partner.xyz + shift, partner.parent, partner.radius)
+    end = Tree((s.point - gap * s.direction)[None], np.array([-1]), tree.radius[s.node : s.node + 1])
+    base = pl.join(pl.without_subtree(tree, s.node, size), end, int(tree.parent[s.node]))  # parent < node
+    return base, partner
+
+
+def _graft(lay: Layout, op: int, s: Site) -> Tree:
+    """The foreign branch a split removes, in world coordinates, its root 1–4 nm from the interface point."""
+    rng = _rng(lay, op, _ROLE_GRAFT)
+    if len(ids.op_owner(op)) == 2:  # shared split: the branch comes from the pair partner's template
+        t = lay.templates.templates[(s.neuron + 1) % len(lay.templates)]
+    else:
+        t = _other_template(lay, s, rng)
+    w = int(t.merge_candidates[rng.integers(len(t.merge_candidates))])
+    angle = np.radians(rng.uniform(*GRAFT_ANGLE_DEG))
+    target = pl.direction_at_angle(s.direction, angle, rng.uniform(0, 2 * np.pi))
+    rot = pl.rotation_taking(t.direction[w], target, rng.uniform(0, 2 * np.pi))
+    piece = pl.subtree(pl.template_tree(t), w, int(t.subtree_size[w]))
+    start = s.point + rng.uniform(*INTERFACE_HALF_GAP_NM) * target
+    xyz = (piece.xyz - t.xyz_nm[w]) @ rot.T + start
+    return Tree(xyz, piece.parent, piece.radius * rng.uniform(*GRAFT_RADIUS_SCALE))
+
+
+def _split_before(lay: Layout, op: int) -> Tree:
+    s = pl.site(lay, op, False)
+    return pl.join(pl.neuron_tree(lay, s.neuron), _graft(lay, op, s), s.node)
+
+
+def _distractor(lay: Layout, op: int, is_merge: bool) -> Tree:
+    """A piece of another template passing near the interface point, clear of the neuron's centre line."""
+    from scipy.spatial import cKDTree
+
+    s = pl.site(lay, op, is_merge)
+    rng = _rng(lay, op, _ROLE_DISTRACTOR)
+    t = _other_template(lay, s, rng)
+    w = int(t.split_candidates[rng.integers(len(t.split_candidates))])
+    reach = rng.uniform(*DISTRACTOR_REACH_NM)
+    piece, w_local = _geodesic_piece(t, w, reach)
+    radius = piece.radius * np.exp(rng.uniform(*np.log(DISTRACTOR_RADIUS_SCALE)))
+    distance = np.exp(rng.uniform(*np.log(DISTRACTOR_DISTANCE_NM)))
+    farthest = 2 * DISTRACTOR_DISTANCE_NM[1]  # retries move the piece out, up to this far
+    neuron = pl.neuron_tree(lay, s.neuron)
+    child = np.flatnonzero(neuron.parent >= 0)
+    a, b = neuron.xyz[child], neuron.xyz[neuron.parent[child]]
+    # only edges that can come near the piece: an end within its range plus the edge's own length
+    span = reach + farthest + DISTRACTOR_CLEARANCE_NM + 2 * pl.SAMPLE_STEP_NM + np.linalg.norm(b - a, axis=1)
+    near = np.linalg.norm(a - s.point, axis=1) < span
+    neuron_line = cKDTree(pl.edge_samples(a[near], b[near], pl.SAMPLE_STEP_NM)[0])
+    best: Tree | None = None
+    for attempt in range(32):  # the orientation that keeps most of the piece clear of the neuron
+        parallel = rng.random() < DISTRACTOR_PARALLEL_SHARE
+        angle = np.radians(rng.uniform(15.0, 40.0) if parallel else rng.uniform(45.0, 90.0))
+        target = pl.direction_at_angle(s.direction, angle, rng.uniform(0, 2 * np.pi))
+        normal = np.cross(s.direction, target)
+        normal /= np.linalg.norm(normal)
+        rot = pl.rotation_taking(t.direction[w], target, rng.uniform(0, 2 * np.pi))
+        xyz = (piece.xyz - piece.xyz[w_local]) @ rot.T + s.point + distance * normal
+        kept = _clear_of(Tree(xyz, piece.parent, radius), w_local, neuron_line)
+        if kept is None:
+            distance = min(1.15 * distance, farthest)
+        elif best is None or len(kept.parent) > len(best.parent):
+            best = kept
+        if best is not None and (attempt >= 7 or len(best.parent) >= 0.8 * len(piece.parent)):
+            return best
+    if best is None:
+        raise RuntimeError(f"no clear placement for the distractor of operation {op}")  # never seen
+    return best
+
+
+def _clear_of(tree: Tree, w: int, line) -> Tree | None:
+    """The part of `tree` still connected to node w once every edge that comes within the clearance of `line`
+    is cut (both sides are sampled every SAMPLE_STEP_NM, so that step is added as a margin); None if w itself
+    is too close or fewer than 3 nodes are left."""
+    need = DISTRACTOR_CLEARANCE_NM + pl.SAMPLE_STEP_NM
+    node_gap = line.query(tree.xyz)[0]
+    if node_gap[w] < need:
+        return None
+    child = np.flatnonzero(tree.parent >= 0)
+    points, edge = pl.edge_samples(tree.xyz[child], tree.xyz[tree.parent[child]], pl.SAMPLE_STEP_NM)
+    edge_gap = np.full(len(child), np.inf)
+    np.minimum.at(edge_gap, edge, line.query(points)[0])
+    cut = np.zeros(len(tree.parent), dtype=bool)
+    cut[child] = (edge_gap < need) | (node_gap[child] < need) | (node_gap[tree.parent[child]] < need)
+    top = np.arange(len(tree.parent))
+    for j in child.tolist():  # parents come first
+        if not cut[j]:
+            top[j] = top[tree.parent[j]]
+    nodes = np.flatnonzero(top == top[w])
+    return pl.induced(tree, nodes) if len(nodes) >= 3 else None
+
+
+def _geodesic_piece(t: Template, w: int, reach: float) -> tuple[Tree, int]:
+    """The nodes of template t within `reach` nm of node w along the tree; (piece, w's index in it)."""
+    lca = np.zeros(t.n_nodes, dtype=np.int64)
+    path = [w]
+    while t.parent[path[-1]] >= 0:
+        path.append(int(t.parent[path[-1]]))
+    for a in reversed(path):  # root first; deeper ancestors overwrite their subtree range
+        lca[a : a + t.subtree_size[a]] = a
+    d = t.root_distance_nm
+    nodes = np.flatnonzero(d + d[w] - 2 * d[lca] <= reach)
+    return pl.induced(pl.template_tree(t), nodes), int(np.searchsorted(nodes, w))
+
+
+# ---- root ids ----------------------------------------------------------------------------------------------
+
+
+def _lineage_tree(lay: Layout, gen: Generator, neuron: int, root: int) -> Tree | None:
+    """A lineage root of `neuron` as the next edit of its log finds it; None if it is not in the lineage."""
+    log = gen.neuron_log(neuron)
+    rows = np.flatnonzero(log.before_root == root)
+    if len(rows):
+        op = int(log.operation_id[rows[0]])
+        return _merge_parts(lay, op)[0] if log.is_merge[rows[0]] else _split_before(lay, op)
+    # a root no edit of this neuron starts from (the next edit is a shared split, starting from SHARED_BEFORE)
+    initial = root == ids.root_id(RootKind.INITIAL, neuron) and len(log) > 0
+    return pl.neuron_tree(lay, neuron) if initial or np.any(log.after_root == root) else None
+
+
+def _segment_tree(lay: Layout, gen: Generator, kind: RootKind, payload: int, root: int) -> Tree | None:
+    if kind in (RootKind.NEURON, RootKind.INITIAL):
+        if payload >= gen.n_neurons:
+            return None
+        if kind is RootKind.NEURON:
+            return pl.neuron_tree(lay, payload)
+        return _lineage_tree(lay, gen, payload, root)
+    op = payload
+    if not gen.operation_exists(op):
+        return None
+    owners = ids.op_owner(op)
+    log = gen.neuron_log(owners[0])
+    merge = bool(log.is_merge[log.row_of(op)])
+    if kind is RootKind.AFTER:
+        return _lineage_tree(lay, gen, owners[0], root)
+    if kind is RootKind.PARTNER:
+        return _merge_parts(lay, op)[1] if merge else None
+    if kind is RootKind.FOREIGN:
+        if merge:
+            return None
+        if len(owners) == 2:
+            return _lineage_tree(lay, gen, owners[1], root)
+        return _graft(lay, op, pl.site(lay, op, False))
+    if kind is RootKind.DISTRACTOR:
+        return _distractor(lay, op, merge)
+    return _split_before(lay, op) if len(owners) == 2 else None  # SHARED_BEFORE
+
+
+@functools.lru_cache(maxsize=256)
+def segment_skeleton(profile_name: str, root_id: int) -> SegmentSkeleton | None:
+    """The skeleton of any root id of the embedded datastack (nm); None for an id that does not exist."""
+    from proofpilot.datastack.embedded.generator import get_generator
+
+    try:
+        kind, payload = ids.decode_root(root_id)
+    except ValueError:
+        return None
+    tree = _segment_tree(pl.layout(profile_name), get_generator(profile_name), kind, payload, int(root_id))
+    return None if tree is None else SegmentSkeleton.from_tree(tree)
+
+
+def op_fragments(profile_name: str, operation_id: int) -> dict[str, int]:
+    """Root ids by role for one operation.
+
+    merge: ``base`` (the neuron's root before it, lacking the partner), ``partner``, ``distractor``,
+    ``after``; split: ``before_split`` (carries the foreign branch), ``clean`` (the final proofread root),
+    ``kept`` and ``foreign`` (the split's two new roots; for a shared split ``foreign`` is the other neuron's
+    side); both: ``neuron`` (the final proofread root of the neuron the op's geometry belongs to)."""
+    from proofpilot.datastack.embedded.generator import get_generator
+
+    gen = get_generator(profile_name)
+    op = int(operation_id)
+    if not gen.operation_exists(op):
+        raise DataError(f"operation {op} does not exist in the embedded datastack {profile_name}")
+    owner = ids.op_owner(op)[0]
+    log = gen.neuron_log(owner)
+    row = log.row_of(op)
+    neuron = ids.root_id(RootKind.NEURON, owner)
+    before = int(log.before_root[row])
+    if log.is_merge[row]:
+        return {
+            "base": before,
+            "partner": int(log.partner_root[row]),
+            "distractor": ids.root_id(RootKind.DISTRACTOR, op),
+            "after": int(log.after_root[row]),
+            "neuron": neuron,
+        }
+    kept, foreign = gen.split_roots(op)
+    return {"before_split": before, "clean": neuron, "kept": kept, "foreign": foreign, "neuron": neuron}
