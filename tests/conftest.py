@@ -63,6 +63,8 @@ socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["vllm_fixtures", "prometheus_fixtures"]  # real vLLM CPU server; real Prometheus
+
 
 @pytest.fixture(scope="session")
 def test_home() -> Path:

@@ -1,0 +1,240 @@
+"""Async OpenAI-compatible client: AgentRequests in, Verdicts out, per-task failures never raised.
+
+Transport failures (connection errors, timeouts, 408/409/429/5xx) are retried by the OpenAI SDK itself
+(`max_retries`, exponential backoff with jitter, honouring Retry-After); every HTTP attempt is counted
+through an httpx request hook keyed by a per-task call id. Answers that fail the verdict schema are
+counted per reason and asked again up to `max_invalid_retries` times, then the verdict is marked
+invalid. HTTP 400 (e.g. a prompt over the model's context) is not retried. No `seed` is ever sent
+(it can kill the vLLM CPU engine, serving-and-cost.md §4.1 workaround 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import openai
+
+from proofpilot.agent.records import AgentRequest, ClientStats, Verdict
+from proofpilot.agent.schema import InvalidAnswer, parse_answer, response_format
+from proofpilot.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+TASK_HEADER = "X-Proofpilot-Task-Id"
+CALL_HEADER = "X-Proofpilot-Call-Id"
+MIN_MAX_TOKENS = 64
+_CONTEXT_MARKERS = ("context length", "context_length", "max_model_len", "maximum model length")
+
+
+def classify_api_error(exc: openai.APIError) -> str:
+    """Map an OpenAI SDK error (after the SDK's own retries) to a bounded reason label."""
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection"
+    if isinstance(exc, openai.APIResponseValidationError):
+        return "invalid_response"
+    if isinstance(exc, openai.RateLimitError):
+        return "rate_limited"
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500:
+            return "server_error"
+        if exc.status_code == 400:
+            text = f"{exc.message} {exc.code or ''}".lower()
+            return "context_length" if any(m in text for m in _CONTEXT_MARKERS) else "bad_request"
+        if exc.status_code == 404:
+            return "unknown_model"
+    return "api_error"
+
+
+class AgentClient:
+    """One OpenAI-compatible endpoint (vLLM on the CPU or the GPU node) serving one model."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str = "EMPTY",
+        timeout_s: float = 60.0,
+        max_retries: int = 2,
+        max_invalid_retries: int = 2,
+        max_tokens: int = MIN_MAX_TOKENS,
+        temperature: float = 0.7,
+        max_in_flight: int = 32,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"LLM URL must start with http:// or https://, got {base_url!r}")
+        if max_tokens < MIN_MAX_TOKENS:
+            raise ConfigError(f"max_tokens must be at least {MIN_MAX_TOKENS} for a verdict, got {max_tokens}")
+        if timeout_s <= 0 or max_retries < 0 or max_invalid_retries < 0 or max_in_flight < 1:
+            raise ConfigError("timeout must be > 0, retries >= 0 and max_in_flight >= 1")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.max_invalid_retries = max_invalid_retries
+        self.stats = ClientStats()
+        self._attempts: Counter[str] = Counter()
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        http_client = openai.DefaultAsyncHttpxClient(event_hooks={"request": [self._count_attempt]})
+        self._openai = openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=api_key,
+            max_retries=max_retries,
+            timeout=timeout_s,
+            http_client=http_client,
+        )
+
+    async def __aenter__(self) -> AgentClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._openai.close()
+
+    async def _count_attempt(self, request: Any) -> None:
+        call_id = request.headers.get(CALL_HEADER)
+        if call_id:
+            self._attempts[call_id] += 1
+
+    async def check(self, timeout_s: float = 10.0) -> dict[str, Any]:
+        """Ping the endpoint and confirm it serves `model`; raise DataError (one line) if not.
+
+        Returns the model's entry from `/models` (vLLM adds `max_model_len`).
+        """
+        try:
+            page = await self._openai.with_options(max_retries=0, timeout=timeout_s).models.list()
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            raise DataError(f"LLM endpoint {self.base_url} is unreachable ({type(cause).__name__})") from None
+        except openai.APIStatusError as exc:
+            hint = " (does the URL end in /v1?)" if exc.status_code == 404 else ""
+            raise DataError(
+                f"LLM endpoint {self.base_url} answered HTTP {exc.status_code} to GET /models{hint}"
+            ) from None
+        served = {entry.id: entry for entry in page.data}
+        if self.model not in served:
+            names = ", ".join(sorted(served)) or "none"
+            raise DataError(f"model {self.model!r} is not served at {self.base_url} (served: {names})")
+        return served[self.model].model_dump()
+
+    async def decide_all(
+        self, requests: Sequence[AgentRequest], on_verdict: Callable[[Verdict], None] | None = None
+    ) -> list[Verdict]:
+        """Ask every request concurrently (at most `max_in_flight` at once); verdicts in request order.
+
+        `on_verdict` is called in the event loop as each verdict arrives (e.g. to checkpoint it); an
+        exception there cancels the batch and propagates. Raises DataError for an empty task list or
+        duplicate task ids.
+        """
+        if not requests:
+            raise DataError("empty task list: there is nothing to ask the LLM")
+        duplicates = [tid for tid, n in Counter(r.task_id for r in requests).items() if n > 1]
+        if duplicates:
+            raise DataError(f"duplicate task ids in one batch, e.g. {duplicates[0]!r}")
+
+        async def one(request: AgentRequest) -> Verdict:
+            verdict = await self.decide(request)
+            if on_verdict is not None:
+                on_verdict(verdict)
+            return verdict
+
+        tasks = [asyncio.ensure_future(one(r)) for r in requests]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def decide(self, request: AgentRequest) -> Verdict:
+        """Ask one decision; always returns a Verdict (invalid, with `error_reason`, on failure)."""
+        async with self._in_flight:
+            return await self._decide(request)
+
+    async def _decide(self, request: AgentRequest) -> Verdict:
+        call_id = uuid.uuid4().hex
+        start = time.perf_counter()
+        prompt_tokens = completion_tokens = answers = 0
+        decision: str | None = None
+        confidence: float | None = None
+        finish_reason: str | None = None
+        error: str | None = None
+        try:
+            for _ in range(self.max_invalid_retries + 1):
+                try:
+                    raw = await self._openai.chat.completions.with_raw_response.create(
+                        model=self.model,
+                        messages=list(request.messages),  # type: ignore[arg-type]
+                        max_tokens=self.max_tokens,
+                        temperature=self.temperature,
+                        response_format=response_format(request.op_kind),  # type: ignore[arg-type]
+                        extra_headers={TASK_HEADER: quote(request.task_id, safe=""), CALL_HEADER: call_id},
+                    )
+                except openai.APIError as exc:
+                    error = classify_api_error(exc)
+                    log.debug("task %s: %s (%s)", request.task_id, error, exc)
+                    break
+                answers += 1
+                self.stats.answers += 1
+                try:
+                    completion = raw.parse()
+                    usage = getattr(completion, "usage", None)
+                    if usage is not None:
+                        prompt_tokens += int(usage.prompt_tokens or 0)
+                        completion_tokens += int(usage.completion_tokens or 0)
+                    choice = completion.choices[0] if completion.choices else None
+                    finish_reason = getattr(choice, "finish_reason", None)
+                    content = choice.message.content if choice is not None else None
+                except (openai.APIError, AttributeError, TypeError, ValueError, IndexError) as exc:
+                    self.stats.invalid_answers["invalid_response"] += 1
+                    error = "invalid_response"
+                    log.debug("task %s: response is not a chat completion (%s)", request.task_id, exc)
+                    continue
+                try:
+                    decision, confidence = parse_answer(content, finish_reason, request.op_kind)
+                except InvalidAnswer as bad:
+                    self.stats.invalid_answers[bad.reason] += 1
+                    error = bad.reason
+                    log.debug("task %s: invalid answer (%s)", request.task_id, bad)
+                    continue
+                error = None
+                break
+        except Exception:  # a bug here must not sink the batch; it is logged and labelled
+            log.exception("task %s: unexpected client error", request.task_id)
+            error, decision, confidence = "client_error", None, None
+        finally:
+            attempts = self._attempts.pop(call_id, 0)
+        valid = error is None and decision is not None
+        if valid:
+            self.stats.valid_verdicts += 1
+        else:
+            self.stats.failed_tasks[error or "client_error"] += 1
+        return Verdict(
+            task_id=request.task_id,
+            op_kind=request.op_kind,
+            decision=decision if valid else None,
+            confidence=confidence if valid else None,
+            valid=valid,
+            latency_s=time.perf_counter() - start,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            attempts=attempts,
+            answers=answers,
+            error_reason=None if valid else (error or "client_error"),
+            finish_reason=finish_reason,
+            endpoint=self.base_url,
+            model=self.model,
+            prompt_version=request.prompt_version,
+        )

@@ -1,0 +1,87 @@
+"""Records the agent stage hands on: what is asked (`AgentRequest`) and what came back (`Verdict`).
+
+Error reasons are short, bounded labels (safe as Prometheus label values):
+
+- invalid answers, retried up to the client's limit: `length`, `empty_answer`, `invalid_json`,
+  `schema_mismatch`, `invalid_response` (a 200 whose body is not a chat completion);
+- transport failures, retried by the OpenAI SDK with backoff: `connection`, `timeout`, `server_error`,
+  `rate_limited`;
+- request errors, never retried: `context_length` (prompt over the model's context), `bad_request`,
+  `unknown_model`, `api_error` (any other HTTP status), `client_error` (a bug on our side; logged).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from proofpilot.agent.schema import OpKind
+
+INVALID_ANSWER_REASONS = ("length", "empty_answer", "invalid_json", "schema_mismatch", "invalid_response")
+TRANSPORT_REASONS = ("connection", "timeout", "server_error", "rate_limited")
+REQUEST_REASONS = ("context_length", "bad_request", "unknown_model", "api_error", "client_error")
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    """One decision to ask the LLM: chat messages in OpenAI format, built by `prompt.build_request`."""
+
+    task_id: str
+    op_kind: OpKind
+    messages: tuple[dict[str, Any], ...]
+    prompt_version: str
+    n_images: int = 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one task. `valid` is True only for an answer that passed the schema.
+
+    Token counts and `answers` add up over every completed HTTP response for the task (retries of
+    invalid answers included), i.e. what the server actually processed; `attempts` counts every HTTP
+    request sent (SDK transport retries included). `latency_s` is the wall time from the first send to
+    the final outcome.
+    """
+
+    task_id: str
+    op_kind: OpKind
+    decision: str | None
+    confidence: float | None
+    valid: bool
+    latency_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    attempts: int
+    answers: int
+    error_reason: str | None
+    finish_reason: str | None
+    endpoint: str
+    model: str
+    prompt_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ClientStats:
+    """Live counters of one client (not thread-safe; one event loop).
+
+    `invalid_answers` counts every answer that failed the schema, including ones a retry recovered;
+    `failed_tasks` counts final outcomes per reason; `answers` counts completed HTTP responses (the
+    number the server's `vllm:request_success_total` should rise by).
+    """
+
+    answers: int = 0
+    valid_verdicts: int = 0
+    invalid_answers: Counter[str] = field(default_factory=Counter)
+    failed_tasks: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "answers": self.answers,
+            "valid_verdicts": self.valid_verdicts,
+            "invalid_answers": dict(self.invalid_answers),
+            "failed_tasks": dict(self.failed_tasks),
+        }

@@ -1,0 +1,23 @@
+"""Every histogram bucket layout of proofpilot, in one place (seconds, base units).
+
+vLLM's own request-latency buckets start at 0.3 s (serving-and-cost.md §1); a proofreading decision spans
+~50 ms (a short JSON verdict on an idle server) to a minute (long prompts under load), so the pilot's
+per-decision histogram gets its own roughly logarithmic layout over 0.05–60 s.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+DECISION_SECONDS_BUCKETS: tuple[float, ...] = (
+    0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75,
+    1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
+)  # fmt: skip
+"""Buckets of `proofpilot_decision_seconds` (client end-to-end time of one decision). +Inf is implicit."""
+
+
+def check_buckets(buckets: tuple[float, ...]) -> tuple[float, ...]:
+    """Return `buckets` if strictly increasing and positive, else raise ValueError."""
+    if not buckets or buckets[0] <= 0 or any(b >= c for b, c in itertools.pairwise(buckets)):
+        raise ValueError(f"histogram buckets must be positive and strictly increasing: {buckets}")
+    return buckets

@@ -1,0 +1,268 @@
+"""Per-decision stat loggers in the style of vLLM's v1 metrics loggers: one interface, pluggable backends.
+
+`PrometheusDecisionLogger` records into its own `CollectorRegistry` (so two pilots, or a test and a pilot,
+never share series) and can serve it on 127.0.0.1; `NoOpDecisionLogger` records nothing (telemetry off).
+Record in the driver from the results the actors return: prometheus_client is per-process
+(serving-and-cost.md §5.2).
+
+Label values are bounded: fixed sets for `op`, `agent`, `outcome`, `kind`; a capped number of distinct
+values for `endpoint`, `reason`, `status` (URLs reduced to host:port). Anything else is recorded as "other",
+so a root id or a request URL can never become a label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
+
+from proofpilot.errors import ConfigError
+from proofpilot.telemetry.buckets import DECISION_SECONDS_BUCKETS, check_buckets
+
+log = logging.getLogger(__name__)
+
+OPS = ("merge", "split")
+AGENTS = ("llm", "baseline")
+OUTCOMES = ("correct", "incorrect", "invalid", "error")
+TOKEN_KINDS = ("prompt", "completion")
+OTHER = "other"
+MAX_FREE_LABEL_VALUES = 32
+
+DEFAULT_METRICS_PORT = 9464
+
+
+class _BoundedLabel:
+    """Maps raw values to a bounded set: a fixed vocabulary, or the first `max_distinct` values seen."""
+
+    def __init__(
+        self, name: str, allowed: Iterable[str] | None = None, max_distinct: int = MAX_FREE_LABEL_VALUES
+    ):
+        self.name = name
+        self._allowed = frozenset(allowed) if allowed is not None else None
+        self._seen: set[str] = set()
+        self._max = max_distinct
+        self._warned = False
+        self._lock = threading.Lock()
+
+    def __call__(self, value: object) -> str:
+        text = str(value)
+        if self._allowed is not None:
+            if text in self._allowed:
+                return text
+            return self._overflow(text)
+        if text in self._seen:
+            return text
+        with self._lock:
+            if len(self._seen) < self._max:
+                self._seen.add(text)
+                return text
+        return self._overflow(text)
+
+    def _overflow(self, text: str) -> str:
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "metric label %s=%r is outside its bounded set; recorded as %r", self.name, text, OTHER
+            )
+        return OTHER
+
+
+def endpoint_label(url_or_name: str) -> str:
+    """host:port of a URL (no scheme, path, query or credentials); a bare name is returned unchanged."""
+    parts = urlsplit(url_or_name)
+    if parts.scheme and parts.hostname:
+        return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+    return url_or_name
+
+
+@dataclass(frozen=True)
+class ExporterHandle:
+    """A running /metrics HTTP server; `shutdown()` stops it and frees the port."""
+
+    host: str
+    port: int
+    _server: object
+    _thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def shutdown(self) -> None:
+        self._server.shutdown()  # type: ignore[attr-defined]
+        self._server.server_close()  # type: ignore[attr-defined]
+        self._thread.join(timeout=5)
+
+
+class DecisionStatLogger(ABC):
+    """What the orchestrator reports per decision. Implementations must be cheap and thread-safe."""
+
+    @abstractmethod
+    def record_decision(
+        self,
+        *,
+        op: str,
+        agent: str,
+        outcome: str,
+        seconds: float,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        llm_calls: int = 0,
+    ) -> None:
+        """One finished decision: client end-to-end seconds, `usage` tokens summed over its LLM calls."""
+
+    @abstractmethod
+    def record_llm_error(self, reason: str) -> None:
+        """One failed LLM call (timeout, http_5xx, connection, invalid_json, ...)."""
+
+    @abstractmethod
+    def record_cave_request(self, endpoint: str, status: str) -> None:
+        """One CAVE request; `endpoint` is the API route name, never a URL with ids in it."""
+
+    @abstractmethod
+    def set_inflight(self, endpoint: str, n: int) -> None:
+        """Requests currently in flight to one LLM endpoint."""
+
+    @abstractmethod
+    def set_node_seconds_per_decision(self, seconds: float) -> None:
+        """The running cost estimate (busy node-seconds / decisions) from the vLLM scrape."""
+
+    @contextlib.contextmanager
+    def inflight(self, endpoint: str) -> Iterator[None]:
+        """Count one request in flight to `endpoint` for the duration of the block."""
+        self._add_inflight(endpoint, 1)
+        try:
+            yield
+        finally:
+            self._add_inflight(endpoint, -1)
+
+    def _add_inflight(self, endpoint: str, delta: int) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Hook for `inflight`; loggers that record nothing need not implement it."""
+
+    def start_exporter(self, port: int = 0, host: str = "127.0.0.1") -> ExporterHandle | None:
+        """Serve metrics on http://host:port/metrics (port 0 = any free port); None if nothing to serve."""
+        return None
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (the exporter is stopped through its handle)."""
+
+
+class NoOpDecisionLogger(DecisionStatLogger):
+    """Telemetry off: every call returns at once."""
+
+    def record_decision(
+        self, *, op, agent, outcome, seconds, prompt_tokens=0, completion_tokens=0, llm_calls=0
+    ):
+        return None
+
+    def record_llm_error(self, reason: str) -> None:
+        return None
+
+    def record_cave_request(self, endpoint: str, status: str) -> None:
+        return None
+
+    def set_inflight(self, endpoint: str, n: int) -> None:
+        return None
+
+    def set_node_seconds_per_decision(self, seconds: float) -> None:
+        return None
+
+
+class PrometheusDecisionLogger(DecisionStatLogger):
+    """prometheus_client metrics in a private registry (names: shared/docs/DESIGN.md, "Prometheus names")."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        buckets: tuple[float, ...] = DECISION_SECONDS_BUCKETS,
+    ):
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self._op = _BoundedLabel("op", OPS)
+        self._agent = _BoundedLabel("agent", AGENTS)
+        self._outcome = _BoundedLabel("outcome", OUTCOMES)
+        self._reason = _BoundedLabel("reason")
+        self._endpoint = _BoundedLabel("endpoint")
+        self._cave_endpoint = _BoundedLabel("cave endpoint")
+        self._status = _BoundedLabel("status")
+        self.decision_seconds = Histogram(
+            "proofpilot_decision_seconds",
+            "Client end-to-end time of one decision (latency, not cost).",
+            ["op", "agent", "outcome"],
+            buckets=check_buckets(buckets),
+            registry=reg,
+        )
+        self.decisions = Counter(
+            "proofpilot_decisions", "Decisions finished.", ["op", "agent", "outcome"], registry=reg
+        )
+        self.tokens = Counter(
+            "proofpilot_tokens", "LLM tokens from each response's usage.", ["op", "kind"], registry=reg
+        )
+        self.llm_calls = Counter(
+            "proofpilot_llm_calls", "LLM calls made for decisions (incl. retries).", ["op"], registry=reg
+        )
+        self.llm_errors = Counter("proofpilot_llm_errors", "Failed LLM calls.", ["reason"], registry=reg)
+        self.inflight_gauge = Gauge(
+            "proofpilot_inflight", "LLM requests in flight.", ["endpoint"], registry=reg
+        )
+        self.cave_requests = Counter(
+            "proofpilot_cave_requests", "CAVE requests.", ["endpoint", "status"], registry=reg
+        )
+        self.node_seconds_per_decision = Gauge(
+            "proofpilot_node_seconds_per_decision",
+            "Busy serving-node seconds per decision so far (throughput-based cost, from the vLLM scrape).",
+            registry=reg,
+        )
+
+    def record_decision(
+        self, *, op, agent, outcome, seconds, prompt_tokens=0, completion_tokens=0, llm_calls=0
+    ):
+        op_l = self._op(op)
+        labels = (op_l, self._agent(agent), self._outcome(outcome))
+        self.decision_seconds.labels(*labels).observe(seconds)
+        self.decisions.labels(*labels).inc()
+        if prompt_tokens:
+            self.tokens.labels(op_l, "prompt").inc(prompt_tokens)
+        if completion_tokens:
+            self.tokens.labels(op_l, "completion").inc(completion_tokens)
+        if llm_calls:
+            self.llm_calls.labels(op_l).inc(llm_calls)
+
+    def record_llm_error(self, reason: str) -> None:
+        self.llm_errors.labels(self._reason(reason)).inc()
+
+    def record_cave_request(self, endpoint: str, status: str) -> None:
+        self.cave_requests.labels(self._cave_endpoint(endpoint_label(endpoint)), self._status(status)).inc()
+
+    def set_inflight(self, endpoint: str, n: int) -> None:
+        self.inflight_gauge.labels(self._endpoint(endpoint_label(endpoint))).set(n)
+
+    def _add_inflight(self, endpoint: str, delta: int) -> None:
+        self.inflight_gauge.labels(self._endpoint(endpoint_label(endpoint))).inc(delta)
+
+    def set_node_seconds_per_decision(self, seconds: float) -> None:
+        self.node_seconds_per_decision.set(seconds)
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format (deterministic; for tests and debugging)."""
+        return generate_latest(self.registry)
+
+    def start_exporter(self, port: int = 0, host: str = "127.0.0.1") -> ExporterHandle:
+        try:
+            server, thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+        actual_port = server.server_address[1]
+        log.info("metrics exporter on http://%s:%d/metrics", host, actual_port)
+        return ExporterHandle(host=host, port=actual_port, _server=server, _thread=thread)
+
+
+def make_decision_logger(enabled: bool = True) -> DecisionStatLogger:
+    """The Prometheus logger when telemetry is on, else the no-op logger."""
+    return PrometheusDecisionLogger() if enabled else NoOpDecisionLogger()

@@ -1,0 +1,142 @@
+"""A tiny OpenAI-compatible endpoint (stdlib http.server on 127.0.0.1) for fast client tests.
+
+It misbehaves on purpose. The behaviour for a request is chosen by the prefix of its task id (the
+`X-Proofpilot-Task-Id` header, text before the first '-'):
+
+good: a schema-valid verdict | brokenjson: truncated JSON | offschema: JSON outside the schema |
+length: finish_reason "length" | empty: empty content | flaky: broken JSON on the first attempt, then
+good | garbage: HTTP 200 with a non-JSON body | err500: HTTP 500 | rl429: HTTP 429 | ctx400: vLLM's
+over-context 400 | bad400: another 400 | slow: answers after 2 s.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+CONTEXT_400 = (
+    "This model's maximum context length is 2048 tokens. However, your prompt contains at least 2049 "
+    "input tokens, which exceeds this limit even without any output tokens."
+)
+
+
+def _completion(content: str, finish_reason: str = "stop") -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fake",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
+        ],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+    }
+
+
+def _error(status: int, message: str, kind: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": status}}
+
+
+class FakeLLM:
+    """Start with `with FakeLLM() as fake:`; `fake.base_url` ends in /v1; `fake.calls` counts per task."""
+
+    def __init__(self, models: tuple[str, ...] = ("fake",)) -> None:
+        self.models = models
+        self.calls: Counter[str] = Counter()
+        self.bodies: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> FakeLLM:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def answer(self, task_id: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        with self._lock:
+            self.calls[task_id] += 1
+            self.bodies.append(body)
+            attempt = self.calls[task_id]
+        behaviour = task_id.split("-", 1)[0]
+        schema = body.get("response_format", {}).get("json_schema", {}).get("schema", {})
+        decision = schema.get("properties", {}).get("decision", {}).get("enum", ["merge"])[0]
+        good = json.dumps({"decision": decision, "confidence": 0.75})
+        fast_retry = {"retry-after-ms": "10"}
+        if behaviour == "flaky":
+            behaviour = "brokenjson" if attempt == 1 else "good"
+        if behaviour == "slow":
+            time.sleep(2.0)
+            behaviour = "good"
+        if behaviour == "good":
+            return 200, {}, json.dumps(_completion(good)).encode()
+        if behaviour == "brokenjson":
+            return 200, {}, json.dumps(_completion(good[:-7])).encode()
+        if behaviour == "offschema":
+            return 200, {}, json.dumps(_completion('{"decision":"maybe","confidence":3}')).encode()
+        if behaviour == "length":
+            return 200, {}, json.dumps(_completion('{"decision":"', "length")).encode()
+        if behaviour == "empty":
+            return 200, {}, json.dumps(_completion("")).encode()
+        if behaviour == "garbage":
+            return 200, {}, b"<html>not json</html>"
+        if behaviour == "err500":
+            return 500, fast_retry, json.dumps(_error(500, "engine died", "InternalServerError")).encode()
+        if behaviour == "rl429":
+            return 429, fast_retry, json.dumps(_error(429, "slow down", "RateLimitError")).encode()
+        if behaviour == "ctx400":
+            return 400, {}, json.dumps(_error(400, CONTEXT_400, "BadRequestError")).encode()
+        if behaviour == "bad400":
+            return 400, {}, json.dumps(_error(400, "temperature must be >= 0", "BadRequestError")).encode()
+        raise ValueError(f"unknown fake behaviour {behaviour!r}")
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep test output quiet
+                pass
+
+            def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/") == "/v1/models":
+                    data = [{"id": m, "object": "model", "owned_by": "fake"} for m in fake.models]
+                    self._send(200, {}, json.dumps({"object": "list", "data": data}).encode())
+                else:
+                    self._send(404, {}, json.dumps(_error(404, "not found", "NotFoundError")).encode())
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                if self.path != "/v1/chat/completions":
+                    self._send(404, {}, b"{}")
+                    return
+                if body.get("model") not in fake.models:
+                    message = f"The model `{body.get('model')}` does not exist."
+                    self._send(404, {}, json.dumps(_error(404, message, "NotFoundError")).encode())
+                    return
+                task_id = unquote(self.headers.get("X-Proofpilot-Task-Id", "good-anon"))
+                self._send(*fake.answer(task_id, body))
+
+        return Handler

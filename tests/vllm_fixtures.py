@@ -1,0 +1,40 @@
+"""Session fixture: ONE real vLLM CPU server (tiny Qwen2) for the whole test run.
+
+Loaded through `pytest_plugins` in tests/conftest.py. Tests that use it carry `@pytest.mark.vllm`.
+Skips (with the reason) only when the vLLM venv is absent; `make test` installs it. If the tiny model
+is missing it is built into a temp dir with deploy/vllm/make_tiny_model.py (~5 s).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from proofpilot.agent.serving import REPO_ROOT, CpuServerConfig, VllmCpuServer, unavailable_reason
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmCpuServer]:
+    """A running vLLM CPU server; tests that stop it must start it again (same port) before returning."""
+    work = tmp_path_factory.mktemp("vllm")
+    config = CpuServerConfig(cache_dir=work / "cache", log_path=work / "vllm.log")
+    if not (config.venv / "bin" / "python").exists():
+        pytest.skip(unavailable_reason(config) or "no vLLM venv")
+    if not (config.model_dir / "config.json").exists():
+        model_dir = work / "tiny-qwen2"
+        builder = REPO_ROOT / "deploy" / "vllm" / "make_tiny_model.py"
+        subprocess.run(
+            [str(config.venv / "bin" / "python"), str(builder), str(model_dir)],
+            check=True,
+            capture_output=True,
+        )
+        config = replace(config, model_dir=model_dir)
+    server = VllmCpuServer(config)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
