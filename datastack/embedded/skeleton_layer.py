@@ -19,6 +19,7 @@ import functools
 import json
 
 import numpy as np
+
 from proofpilot.datastack.embedded import geometry
 from proofpilot.datastack.embedded.profiles import PROFILES, get_profile
 

@@ -1,0 +1,154 @@
+"""Skeletons for root ids: cloud-volume reads a precomputed skeleton layer, navis makes TreeNeurons in nm.
+
+The embedded datastack serves its layer at ``{server_url}/skeletons/{datastack}``. A real datastack has no
+single well-known skeleton layer reachable without credentials, so the caller passes one explicitly
+(``layer_url``): any ``precomputed://`` source cloud-volume can read (``gs://``, ``s3://``, ``https://``),
+e.g. a bucket of skeletons precomputed for the pinned materialization. cloud-volume and navis are imported
+lazily (navis costs ~2–3 s).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from proofpilot.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import navis
+
+log = logging.getLogger(__name__)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # cloud-volume colours some messages
+
+
+def skeleton_layer_url(datastack: str, server_url: str | None = None, layer_url: str | None = None) -> str:
+    """The precomputed skeleton layer of a datastack: `layer_url` if given, else the embedded server's."""
+    if layer_url:
+        return layer_url
+    from proofpilot.datastack.embedded.profiles import PROFILES
+
+    if datastack in PROFILES and server_url:
+        return f"precomputed://{server_url.rstrip('/')}/skeletons/{datastack}"
+    raise ConfigError(
+        f"no skeleton layer known for datastack {datastack!r}: pass a precomputed skeleton layer URL "
+        "(e.g. precomputed://gs://bucket/path) or use an embedded datastack with its server URL"
+    )
+
+
+def load_skeletons(
+    layer_url: str, root_ids: Iterable[int], *, parallel: int = 1, timeout_s: float = 30.0
+) -> dict[int, navis.TreeNeuron]:
+    """{root id: TreeNeuron in nm} for every root id; DataError for an unreachable layer or an unknown id.
+
+    `parallel` is cloud-volume's download parallelism; `timeout_s` bounds the reachability check of an HTTP
+    layer."""
+    ids = list(dict.fromkeys(int(r) for r in root_ids))
+    if not ids:
+        return {}
+    skeletons = _read(layer_url, ids, parallel, timeout_s)
+    return {root: to_tree_neuron(skeletons[root], root) for root in ids}
+
+
+def to_tree_neuron(skeleton, root_id: int) -> navis.TreeNeuron:
+    """A cloud-volume Skeleton (physical space, nm) as a navis TreeNeuron with radii and no guessed soma.
+
+    Edges that already form a child→parent forest (as the embedded layer writes them) become the node table
+    directly (~4× faster); anything else goes through `navis.edges2neuron`, which orients and de-cycles."""
+    import navis
+    import pandas as pd
+
+    vertices = np.asarray(skeleton.vertices, dtype=np.float64)
+    edges = np.asarray(skeleton.edges, dtype=np.int64).reshape(-1, 2)
+    radius = getattr(skeleton, "radius", None)
+    parent = _parent_array(edges, len(vertices))
+    if parent is None:
+        neuron = navis.edges2neuron(edges, vertices=vertices, units="nm", id=int(root_id), soma=None)
+        node_ids = neuron.nodes["node_id"].to_numpy()
+        if radius is not None and len(radius) == len(vertices):
+            neuron.nodes["radius"] = np.asarray(radius, dtype=np.float64)[node_ids]
+        return neuron
+    nodes = pd.DataFrame(
+        {
+            "node_id": np.arange(len(vertices)),
+            "parent_id": parent,
+            "x": vertices[:, 0],
+            "y": vertices[:, 1],
+            "z": vertices[:, 2],
+        }
+    )
+    if radius is not None and len(radius) == len(vertices):
+        nodes["radius"] = np.asarray(radius, dtype=np.float64)
+    return navis.TreeNeuron(nodes, units="nm", id=int(root_id), soma=None)
+
+
+def _parent_array(edges: np.ndarray, n: int) -> np.ndarray | None:
+    """Parent index per vertex if `edges` are (child, parent) pairs of a forest, else None."""
+    if len(edges) and (edges.min() < 0 or edges.max() >= n):
+        return None
+    parent = np.full(n, -1, dtype=np.int64)
+    parent[edges[:, 0]] = edges[:, 1]
+    if len(np.unique(edges[:, 0])) != len(edges):
+        return None
+    jump = parent.copy()
+    for _ in range(int(n).bit_length() + 1):  # pointer doubling: jump = the 2^k-th ancestor
+        alive = np.flatnonzero(jump >= 0)
+        if len(alive) == 0:
+            return parent
+        jump[alive] = jump[jump[alive]]
+    return None  # some chain never reaches a root: a cycle
+
+
+def _preflight(layer_url: str, timeout_s: float) -> None:
+    """Fail fast with one line on an HTTP layer that is down (cloud-files would retry for ~15 s, and has no
+    timeout of its own)."""
+    import requests
+
+    base = layer_url.removeprefix("precomputed://")
+    if not base.startswith(("http://", "https://")):
+        return
+    try:
+        response = requests.get(f"{base.rstrip('/')}/info", timeout=timeout_s)
+    except requests.RequestException as err:
+        raise DataError(f"skeleton layer {layer_url} is unreachable: {_one_line(err)}") from None
+    if response.status_code != 200:
+        raise DataError(
+            f"skeleton layer {layer_url} is not a precomputed layer: GET info gave HTTP "
+            f"{response.status_code}"
+        )
+
+
+def _read(layer_url: str, ids: list[int], parallel: int, timeout_s: float) -> dict:
+    from cloudvolume import CloudVolume
+    from cloudvolume.exceptions import SkeletonDecodeError
+
+    _preflight(layer_url, timeout_s)
+    try:
+        volume = CloudVolume(layer_url, progress=False, cache=False, parallel=parallel)
+    except Exception as err:  # cloud-volume raises many types (HTTP, JSON, info errors)
+        raise DataError(
+            f"skeleton layer {layer_url} is unreachable or not a precomputed layer: {_one_line(err)}"
+        ) from None
+    try:
+        found = volume.skeleton.get(ids, allow_missing=True)
+    except SkeletonDecodeError as err:
+        raise DataError(
+            f"skeleton layer {layer_url} returned an unreadable skeleton: {_one_line(err)}"
+        ) from None
+    except Exception as err:
+        raise DataError(f"skeleton layer {layer_url} could not be read: {_one_line(err)}") from None
+    by_id = {int(sk.id): sk for sk in found}
+    missing = [r for r in ids if r not in by_id]
+    if missing:
+        shown = ", ".join(str(r) for r in missing[:5]) + (" …" if len(missing) > 5 else "")
+        raise DataError(f"no skeleton for {len(missing)} root id(s) in {layer_url}: {shown}")
+    log.debug("read %d skeletons from %s", len(by_id), layer_url)
+    return by_id
+
+
+def _one_line(err: BaseException) -> str:
+    text = _ANSI.sub("", str(err)).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
