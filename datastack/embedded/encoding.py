@@ -10,6 +10,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
 from proofpilot.datastack.embedded.generator import Generator
 
 _MAX_ROWS = 16_384

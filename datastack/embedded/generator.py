@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+
 from proofpilot.datastack.embedded import ids
 from proofpilot.datastack.embedded.ids import RootKind
 from proofpilot.datastack.embedded.profiles import Profile, get_profile

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+
 from proofpilot.datastack.embedded.encoding import arrow_stream
 from proofpilot.datastack.embedded.proofread_table import proofread_table
 from proofpilot.datastack.embedded.routing import (

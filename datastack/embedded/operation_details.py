@@ -12,6 +12,7 @@ import json
 from collections import defaultdict
 
 import numpy as np
+
 from proofpilot.datastack.embedded import geometry, ids
 from proofpilot.datastack.embedded.generator import Generator
 

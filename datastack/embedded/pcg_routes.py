@@ -8,6 +8,7 @@ import time
 from collections import Counter
 
 import numpy as np
+
 from proofpilot.datastack.embedded import ids
 from proofpilot.datastack.embedded.operation_details import SUPERVOXEL_BASE, operation_details_json
 from proofpilot.datastack.embedded.proofread_table import root_of_supervoxel

@@ -11,6 +11,7 @@ import functools
 
 import numpy as np
 import pandas as pd
+
 from proofpilot.datastack.embedded import ids
 from proofpilot.datastack.embedded.generator import get_generator, iso_to_ms
 from proofpilot.datastack.embedded.ids import RootKind

@@ -23,7 +23,6 @@ from proofpilot.datastack.embedded import info_routes, materialize_routes, pcg_r
 from proofpilot.datastack.embedded.faults import FaultConfig, FaultInjector
 from proofpilot.datastack.embedded.profiles import get_profile
 from proofpilot.datastack.embedded.routing import HttpError, Request, Response, Route, ServerContext
-
 from proofpilot.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
