@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -150,6 +151,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     app: CaveApp
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that drops a pooled keep-alive connection is routine, not a server error."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError, TimeoutError)):
+            logger.debug("client %s dropped the connection: %s", client_address, exc)
+            return
+        logger.exception("error while serving %s", client_address)
 
 
 class EmbeddedServer:
