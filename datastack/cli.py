@@ -8,6 +8,7 @@ import signal
 import threading
 
 import click
+
 from proofpilot.datastack.embedded.faults import FaultConfig
 from proofpilot.datastack.embedded.profiles import PROFILES, get_profile
 

@@ -11,7 +11,12 @@ OpKind = Literal["merge", "split"]
 TaskRole = Literal["partner", "distractor", "before_split", "clean"]
 Label = Literal["merge", "no_merge", "split", "clean"]
 
-ROLE_LABEL: dict[str, str] = {"partner": "merge", "distractor": "no_merge", "before_split": "split", "clean": "clean"}
+ROLE_LABEL: dict[str, str] = {
+    "partner": "merge",
+    "distractor": "no_merge",
+    "before_split": "split",
+    "clean": "clean",
+}
 
 
 @dataclass(frozen=True)

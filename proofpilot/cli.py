@@ -15,13 +15,14 @@ import click
 from proofpilot.errors import ProofpilotError
 
 # command name -> "module:attribute" of a click command or group
-_COMMANDS: dict[str, tuple[str, str]] = {
-    "datastack": ("proofpilot.datastack.cli:datastack", "Serve the embedded datastack or ingest edit histories."),
-    "edits": ("proofpilot.eval.edits_cli:edits", "Edit-distribution statistics and the projected cost."),
-    "agent": ("proofpilot.agent.cli:agent", "Build decision tasks and ask an agent about them."),
-    "pilot": ("proofpilot.orchestrator.cli:pilot", "Run a pilot: Ray dispatch, Prometheus timing, cost."),
-    "eval": ("proofpilot.eval.decisions_cli:eval_cmd", "Score a pilot run's verdicts against ground truth."),
-    "report": ("proofpilot.eval.report_cli:report", "Write the self-contained HTML report of a run."),
+_COMMANDS: dict[str, str] = {
+    "datastack": "proofpilot.datastack.cli:datastack",
+    "edits": "proofpilot.eval.edits_cli:edits",
+    "agent": "proofpilot.agent.cli:agent",
+    "pilot": "proofpilot.orchestrator.cli:pilot",
+    "eval": "proofpilot.eval.decisions_cli:eval_cmd",
+    "report": "proofpilot.eval.report_cli:report",
+    "demo": "proofpilot.demo_cli:demo",
 }
 
 
@@ -38,7 +39,7 @@ class LazyGroup(click.Group):
     def _load(name: str) -> click.Command | None:
         if name not in _COMMANDS:
             return None
-        target, _ = _COMMANDS[name]
+        target = _COMMANDS[name]
         module_name, attr = target.split(":")
         try:
             module = importlib.import_module(module_name)

@@ -169,6 +169,15 @@ def test_retries_cover_429_and_5xx_with_backoff(faulty):
     assert faulty.faults_injected.get("error", 0) > 0
 
 
+def test_malformed_bodies_become_error_rows(faulty, conn):
+    roots = population(MOUSE).root_ids[10:14].tolist()
+    faulty.set_faults(FaultConfig(malformed_rate=1.0, sticky=True, routes=("tabular_change_log_many",)))
+    result = fetch_batch(raw_log_fetcher(conn.client.chunkedgraph), roots)
+    assert sorted(result.errors) == sorted(roots) and not result.payloads
+    assert all(reason.startswith("malformed response") for reason in result.errors.values())
+    assert result.requests == 2 * len(roots) - 1  # bisected down to single roots
+
+
 def test_read_timeout_is_enforced_and_retried(faulty):
     conn = CaveConnection(settings(faulty.url, read_timeout_s=0.3, max_retries=1))
     faulty.set_faults(FaultConfig(timeout_rate=1.0, timeout_hold_s=5.0, routes=("tabular_change_log_many",)))

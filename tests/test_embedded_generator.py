@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
 from proofpilot.datastack.embedded import geometry, ids
 from proofpilot.datastack.embedded.encoding import TabularLogEncoder
 from proofpilot.datastack.embedded.generator import Generator, get_generator, population
@@ -16,7 +17,6 @@ from proofpilot.datastack.embedded.ids import RootKind
 from proofpilot.datastack.embedded.operation_details import operation_details
 from proofpilot.datastack.embedded.profiles import PROFILES, get_profile
 from proofpilot.datastack.embedded.proofread_table import proofread_table
-
 from proofpilot.errors import ConfigError
 
 MOUSE, FLY = "minnie65_synthetic", "fafb_synthetic"

@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+
+from proofpilot.cli import main as cli_main
 from proofpilot.datastack.embedded import ids
 from proofpilot.datastack.embedded.faults import FaultConfig
 from proofpilot.datastack.embedded.generator import get_generator, population
 from proofpilot.datastack.embedded.ids import RootKind
 from proofpilot.datastack.embedded.server import start_server
-
-from proofpilot.cli import main as cli_main
 from proofpilot.errors import ConfigError
 
 MOUSE, FLY = "minnie65_synthetic", "fafb_synthetic"

@@ -87,6 +87,7 @@ def test_shared_split_is_one_bank_row_and_counts_for_both_neurons(server, tmp_pa
     assert not bank[["interface_x_nm", "interface_y_nm", "interface_z_nm"]].isna().any().any()
 
 
+@pytest.mark.slow
 def test_full_mouse_table_with_5_percent_errors_then_rerun_fills_exactly_those(tmp_path):
     """Sticky 5 % error rate on change logs (one root per call: ~5 % of neurons fail) and on details."""
     pop = population(MOUSE)

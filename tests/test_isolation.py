@@ -12,7 +12,8 @@ def test_home_is_private(test_home):
 
 
 def test_non_loopback_connect_is_blocked():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s, pytest.raises(RuntimeError, match="non-loopback"):
+    blocked = pytest.raises(RuntimeError, match="non-loopback")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s, blocked:
         s.connect(("10.255.255.1", 9))
 
 

@@ -1,0 +1,366 @@
+"""Agent verdicts against ground truth per agent and op type, 95 % CIs from a cluster bootstrap by neuron.
+
+    evaluate([run_dir, baseline_run_dir]) -> (EvalReport, scored rows)
+    write_eval(report, rows, out_dir)      -> eval.json + eval_rows.parquet
+
+Metrics per (agent, op ∈ merge | split | all): accuracy, precision, recall, F1, specificity (from one
+confusion matrix, no-answer convention in `decisions_rows`), answered accuracy, invalid / error / timeout
+rates, LLM calls and HTTP attempts per edit (edit = one ground-truth operation), decisions per edit, latency
+quantiles (client wall time per decision: a latency, not a cost). Accuracy is also reported against the
+neuron's edit count: by quartile of the sampled neurons' counts and heavy tail (above the sample's p95) vs
+the rest, with the difference's CI. Agents run on the same tasks are compared with a paired interval.
+
+Every interval comes from one weight matrix (one multinomial draw of the neurons per replicate, seeded), so
+all of them, the paired differences included, can be recomputed from eval_rows.parquet (decisions_stats).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from proofpilot.errors import ConfigError
+from proofpilot.eval.decisions_rows import NO_ANSWER_CONVENTION, RunInfo, load_runs
+from proofpilot.eval.decisions_stats import (
+    BOTH_AT_BOUNDS,
+    CLUSTER_PERCENTILE,
+    cluster_sums,
+    difference_estimate,
+    quantile_estimates,
+    ratio_estimate,
+    resample_weights,
+)
+from proofpilot.eval.edits_records import Estimate
+
+OPS = ("merge", "split", "all")
+LATENCY_QUANTILES = {"latency_p50_s": 0.5, "latency_p90_s": 0.9, "latency_p99_s": 0.99}
+# metric -> (numerator column, denominator column, is a proportion)
+RATIOS = {
+    "accuracy": ("correct", "n", True),
+    "precision": ("tp", "pred_pos", True),
+    "recall": ("tp", "pos", True),
+    "specificity": ("tn", "neg", True),
+    "f1": ("tp2", "f1_den", True),
+    "answered_accuracy": ("correct", "answered", True),
+    "no_answer_rate": ("no_answer", "n", True),
+    "invalid_rate": ("invalid", "n", True),
+    "error_rate": ("error", "n", True),
+    "timeout_rate": ("timeout", "n", True),
+    "calls_per_edit": ("answers", "ops", False),
+    "attempts_per_edit": ("attempts", "ops", False),
+    "decisions_per_edit": ("n", "ops", False),
+    "latency_mean_s": ("latency_s", "n", False),
+}
+UNITS = {
+    "accuracy": "fraction of tasks decided correctly (0-1); no answer = wrong",
+    "precision": "TP / (TP + FP), 0-1",
+    "recall": "TP / (TP + FN), 0-1 (sensitivity)",
+    "specificity": "TN / (TN + FP), 0-1",
+    "f1": "2TP / (2TP + FP + FN), 0-1",
+    "answered_accuracy": "correct / tasks with a usable answer, 0-1",
+    "no_answer_rate": "tasks without a usable answer / tasks, 0-1",
+    "invalid_rate": "tasks whose answers failed the schema (after retries) / tasks, 0-1",
+    "error_rate": "tasks lost to transport or request errors (timeouts included) / tasks, 0-1",
+    "timeout_rate": "tasks whose final error was a timeout / tasks, 0-1",
+    "calls_per_edit": "completed LLM responses (retries of invalid answers included) per ground-truth "
+    "operation",
+    "attempts_per_edit": "HTTP requests sent (transport retries included) per ground-truth operation",
+    "decisions_per_edit": "decision tasks per ground-truth operation",
+    "latency_mean_s": "seconds of client wall time per decision (a latency, not a cost)",
+    "latency_p50_s": "seconds, median client wall time per decision (a latency, not a cost)",
+    "latency_p90_s": "seconds, 90th percentile of client wall time per decision",
+    "latency_p99_s": "seconds, 99th percentile of client wall time per decision",
+}
+SCHEMA = "proofpilot.eval/1"
+
+
+@dataclass(frozen=True)
+class GroupMetrics:
+    """Metrics of one agent on one op type (or all ops pooled)."""
+
+    agent: str
+    op: str
+    n_tasks: int
+    n_neurons: int
+    n_operations: int
+    confusion: dict[str, int]  # tp, fp, tn, fn (no-answer tasks included as wrong), no_answer_pos/neg
+    outcomes: dict[str, int]  # correct, incorrect, invalid, error
+    metrics: dict[str, Estimate]
+
+
+@dataclass(frozen=True)
+class BinMetrics:
+    """Accuracy of one agent on the neurons of one edit-count bin."""
+
+    agent: str
+    op: str
+    scheme: str  # "quartile" | "heavy_tail"
+    bin: str
+    edits_min: int
+    edits_max: int
+    n_neurons: int
+    n_tasks: int
+    accuracy: Estimate
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """A difference of accuracy: agent a − agent b, or heavy-tail − other neurons (same agent)."""
+
+    kind: str  # "agents" | "heavy_tail"
+    op: str
+    a: str
+    b: str
+    difference: Estimate
+    paired: bool  # both sides scored on the same task ids
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    runs: tuple[RunInfo, ...]
+    agents: tuple[str, ...]
+    groups: tuple[GroupMetrics, ...]
+    bins: tuple[BinMetrics, ...]
+    contrasts: tuple[Contrast, ...]
+    heavy_tail_threshold_edits: float
+    convention: str
+    bootstrap: dict
+    notes: tuple[str, ...]
+    units: dict[str, str] = field(default_factory=lambda: dict(UNITS))
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    schema: str = SCHEMA
+
+    def group(self, agent: str, op: str) -> GroupMetrics | None:
+        return next((g for g in self.groups if g.agent == agent and g.op == op), None)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per-row numeric columns summed per neuron (see RATIOS)."""
+    pos, correct = rows["positive"].to_numpy(bool), rows["correct"].to_numpy(bool)
+    tp, tn = pos & correct, ~pos & correct
+    fp, fn = ~pos & ~correct, pos & ~correct
+    first_of_op = ~rows.duplicated(["neuron_root_id", "operation_id"]).to_numpy()
+    return pd.DataFrame({
+        "n": 1.0, "correct": correct, "tp": tp, "tn": tn, "fp": fp, "fn": fn, "pos": pos, "neg": ~pos,
+        "pred_pos": tp | fp, "tp2": 2.0 * tp, "f1_den": 2.0 * tp + fp + fn,
+        "answered": rows["answered"].to_numpy(bool), "no_answer": ~rows["answered"].to_numpy(bool),
+        "invalid": (rows["outcome"] == "invalid").to_numpy(),
+        "error": (rows["outcome"] == "error").to_numpy(),
+        "timeout": rows["timeout"].to_numpy(bool), "answers": rows["answers"].to_numpy(float),
+        "attempts": rows["attempts"].to_numpy(float), "ops": first_of_op,
+        "latency_s": rows["latency_s"].to_numpy(float),
+    }).astype(float)  # fmt: skip
+
+
+class _Scorer:
+    """Holds the neuron universe and the one weight matrix every interval is computed from."""
+
+    def __init__(self, rows: pd.DataFrame, n_boot: int, seed: int, level: float):
+        self.neurons = np.sort(rows["neuron_root_id"].unique())
+        self.index = {int(r): i for i, r in enumerate(self.neurons)}
+        self.weights = resample_weights(len(self.neurons), n_boot, np.random.default_rng(seed))
+        self.level = level
+
+    def cluster(self, rows: pd.DataFrame) -> np.ndarray:
+        return np.searchsorted(self.neurons, rows["neuron_root_id"].to_numpy())
+
+    def sums(self, rows: pd.DataFrame) -> pd.DataFrame:
+        cols = _columns(rows)
+        return pd.DataFrame(
+            cluster_sums(self.cluster(rows), cols.to_numpy(), len(self.neurons)), columns=cols.columns
+        )
+
+    def ratio(self, sums: pd.DataFrame, name: str) -> Estimate:
+        num, den, prop = RATIOS[name]
+        return ratio_estimate(sums[num].to_numpy(), sums[den].to_numpy(), self.weights, self.level, prop)
+
+    def group(self, agent: str, op: str, rows: pd.DataFrame) -> GroupMetrics:
+        sums = self.sums(rows)
+        metrics = {name: self.ratio(sums, name) for name in RATIOS}
+        latency = rows["latency_s"].to_numpy(float)
+        quantiles = quantile_estimates(
+            latency, self.cluster(rows), self.weights, tuple(LATENCY_QUANTILES.values()), self.level
+        )
+        metrics.update(zip(LATENCY_QUANTILES, quantiles, strict=True))
+        total = sums.sum()
+        no_answer = ~rows["answered"].to_numpy(bool)
+        pos = rows["positive"].to_numpy(bool)
+        confusion = {k: int(total[k]) for k in ("tp", "fp", "tn", "fn")}
+        confusion.update(
+            no_answer_pos=int((no_answer & pos).sum()), no_answer_neg=int((no_answer & ~pos).sum())
+        )
+        outcomes = {
+            k: int((rows["outcome"] == k).sum()) for k in ("correct", "incorrect", "invalid", "error")
+        }
+        return GroupMetrics(
+            agent=agent, op=op, n_tasks=len(rows), n_neurons=int(rows["neuron_root_id"].nunique()),
+            n_operations=int(total["ops"]), confusion=confusion, outcomes=outcomes, metrics=metrics,
+        )  # fmt: skip
+
+    def accuracy_pair(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        sums = self.sums(rows)
+        return sums["correct"].to_numpy(), sums["n"].to_numpy()
+
+
+def _op_rows(rows: pd.DataFrame, op: str) -> pd.DataFrame:
+    return rows if op == "all" else rows[rows["op_kind"] == op]
+
+
+def _edit_bins(rows: pd.DataFrame, neuron_counts: pd.Series) -> tuple[pd.Series, pd.Series, float]:
+    """Quartile label and heavy-tail flag per row; the heavy-tail threshold (p95 of the sample's counts)."""
+    counts = neuron_counts.to_numpy(float)
+    threshold = float(np.percentile(counts, 95))
+    edges = np.unique(np.quantile(counts, [0.0, 0.25, 0.5, 0.75, 1.0]))
+    n_edits = rows["neuron_n_edits"].to_numpy(float)
+    which = np.clip(np.searchsorted(edges[1:-1], n_edits, side="left"), 0, max(0, len(edges) - 2))
+    lows = [int(edges[0])] + [int(np.floor(e)) + 1 for e in edges[1:-1]]
+    highs = [int(np.floor(e)) for e in edges[1:]] or [int(edges[0])]
+    labels = [f"Q{i + 1}: {lo}–{hi} edits" for i, (lo, hi) in enumerate(zip(lows, highs, strict=True))]
+    quartile = pd.Series([labels[i] if labels else "all" for i in which], index=rows.index)
+    return quartile, pd.Series(n_edits > threshold, index=rows.index), threshold
+
+
+def _bins(scorer: _Scorer, rows: pd.DataFrame, agents: tuple[str, ...]) -> list[BinMetrics]:
+    out = []
+    for agent, op in itertools.product(agents, OPS):
+        sub = _op_rows(rows[rows["agent_label"] == agent], op)
+        for scheme, key in (("quartile", "edit_quartile"), ("heavy_tail", "heavy_tail_bin")):
+            for label, part in sorted(sub.groupby(key), key=lambda kv: kv[1]["neuron_n_edits"].min()):
+                sums = scorer.sums(part)
+                out.append(BinMetrics(
+                    agent=agent, op=op, scheme=scheme, bin=str(label),
+                    edits_min=int(part["neuron_n_edits"].min()), edits_max=int(part["neuron_n_edits"].max()),
+                    n_neurons=int(part["neuron_root_id"].nunique()), n_tasks=len(part),
+                    accuracy=scorer.ratio(sums, "accuracy"),
+                ))  # fmt: skip
+    return out
+
+
+def _bound_note(diff: Estimate) -> list[str]:
+    """The caveat of a difference whose side(s) sit at 0 % or 100 % (see decisions_stats)."""
+    if diff.method in (BOTH_AT_BOUNDS,) or "one side" in diff.method:
+        return [diff.method.split("; ")[-1]]
+    return []
+
+
+def _contrasts(scorer: _Scorer, rows: pd.DataFrame, agents: tuple[str, ...]) -> list[Contrast]:
+    out = []
+    for op in OPS:
+        for a, b in itertools.combinations(agents, 2):
+            ra, rb = (_op_rows(rows[rows["agent_label"] == x], op) for x in (a, b))
+            if ra.empty or rb.empty:
+                continue
+            paired = set(ra["task_id"]) == set(rb["task_id"])
+            diff = difference_estimate(
+                scorer.accuracy_pair(ra), scorer.accuracy_pair(rb), scorer.weights, scorer.level
+            )
+            notes = [] if paired else ["the two runs scored different tasks: agent and task set are mixed"]
+            out.append(Contrast("agents", op, a, b, diff, paired, "; ".join(notes + _bound_note(diff))))
+        for agent in agents:
+            sub = _op_rows(rows[rows["agent_label"] == agent], op)
+            tail, rest = sub[sub["heavy_tail"]], sub[~sub["heavy_tail"]]
+            if tail.empty or rest.empty:
+                continue
+            diff = difference_estimate(
+                scorer.accuracy_pair(tail), scorer.accuracy_pair(rest), scorer.weights, scorer.level
+            )
+            n_tail = tail["neuron_root_id"].nunique()
+            notes = [f"{n_tail} heavy-tail neuron(s)"] + (
+                ["too few for a useful interval"] if n_tail < 5 else []
+            )
+            note = "; ".join(notes + _bound_note(diff))
+            out.append(
+                Contrast("heavy_tail", op, f"{agent} heavy tail", f"{agent} other neurons", diff, False, note)
+            )
+    return out
+
+
+def evaluate(
+    run_dirs: list[Path] | tuple[Path, ...], n_bootstrap: int = 1000, seed: int = 0, ci_level: float = 0.95
+) -> tuple[EvalReport, pd.DataFrame]:
+    """Score the runs' verdicts (see module doc). The first run is the main one; more runs (e.g. the
+    baseline agent on the same tasks) are scored beside it and compared pairwise."""
+    if n_bootstrap < 100:
+        raise ConfigError(f"--bootstrap must be at least 100 resamples, got {n_bootstrap}")
+    if not 0.5 < ci_level < 1:
+        raise ConfigError(f"--ci-level must be in (0.5, 1), got {ci_level}")
+    rows, runs, neuron_counts = load_runs([Path(d) for d in run_dirs])
+    quartile, heavy, threshold = _edit_bins(rows, neuron_counts)
+    rows = rows.assign(
+        edit_quartile=quartile, heavy_tail=heavy,
+        heavy_tail_bin=np.where(heavy, f"heavy tail (> p95 = {threshold:g} edits)", "other neurons"),
+    )  # fmt: skip
+    agents = tuple(r.label for r in runs)
+    scorer = _Scorer(rows, n_bootstrap, seed, ci_level)
+    groups = [
+        scorer.group(agent, op, sub)
+        for agent, op in itertools.product(agents, OPS)
+        if not (sub := _op_rows(rows[rows["agent_label"] == agent], op)).empty
+    ]
+    notes = [
+        f"{r.label}: {r.n_verdicts} of {r.n_tasks} tasks have verdicts (incomplete run; the missing tasks "
+        "are "
+        "not scored)"
+        for r in runs
+        if r.n_tasks is not None and r.n_verdicts < r.n_tasks
+    ]
+    bootstrap = {
+        "method": CLUSTER_PERCENTILE,
+        "clusters": "neuron_root_id (the union over all runs, ascending)",
+        "n_clusters": len(scorer.neurons),
+        "n_bootstrap": n_bootstrap,
+        "seed": seed,
+        "ci_level": ci_level,
+        "draw": "numpy.random.default_rng(seed).multinomial(n_clusters, [1/n_clusters]*n_clusters, "
+        "size=n_bootstrap): one weight matrix shared by every interval",
+    }
+    report = EvalReport(
+        runs=runs, agents=agents, groups=tuple(groups), bins=tuple(_bins(scorer, rows, agents)),
+        contrasts=tuple(_contrasts(scorer, rows, agents)), heavy_tail_threshold_edits=threshold,
+        convention=NO_ANSWER_CONVENTION, bootstrap=bootstrap, notes=tuple(notes),
+    )  # fmt: skip
+    return report, rows.drop(columns=["heavy_tail_bin"])
+
+
+ROW_COLUMNS = (
+    "agent_label", "run_dir", "task_id", "operation_id", "neuron_root_id", "neuron_n_edits", "op_kind",
+    "role",
+    "label", "decision", "confidence", "valid", "error_reason", "outcome", "positive", "answered",
+    "predicted_positive", "correct", "timeout", "latency_s", "prompt_tokens", "completion_tokens", "attempts",
+    "answers", "model", "prompt_version", "edit_quartile", "heavy_tail",
+)  # fmt: skip
+
+
+def write_eval(report: EvalReport, rows: pd.DataFrame, out_dir: Path) -> tuple[Path, Path]:
+    """eval.json (every number with its CI, units, convention, bootstrap recipe) and eval_rows.parquet."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows_path = out_dir / "eval_rows.parquet"
+    keep = [c for c in ROW_COLUMNS if c in rows.columns]
+    tmp = rows_path.with_suffix(".parquet.tmp")
+    rows[keep].to_parquet(tmp, index=False)
+    os.replace(tmp, rows_path)
+    data = report.to_dict()
+    data["files"] = {"rows": rows_path.name}
+    json_path = out_dir / "eval.json"
+    tmp = json_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1, allow_nan=False, default=_json_default) + "\n")
+    os.replace(tmp, json_path)
+    return json_path, rows_path
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

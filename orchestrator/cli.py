@@ -1,0 +1,169 @@
+"""`proofpilot pilot`: a pilot run — Ray dispatch of decision tasks, Prometheus timing, the cost check.
+
+    proofpilot pilot --datastack fafb_synthetic --neurons 100 --max-ops-per-neuron 2 \\
+        --llm-url http://127.0.0.1:8011/v1 --model tinyqwen --gpus-per-endpoint 1 --run-dir runs/p1
+    proofpilot pilot ... --run-dir runs/p1 --resume          # after a crash or Ctrl-C
+    proofpilot pilot --datastack fafb_synthetic --neurons 20 --agent baseline --run-dir runs/b1
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT
+
+log = logging.getLogger(__name__)
+
+
+def _split_urls(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    urls = tuple(u.strip() for chunk in value for u in chunk.split(",") if u.strip())
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise click.BadParameter(f"{url!r} is not an http(s) URL", ctx=ctx, param=param)
+    return urls
+
+
+@click.command("pilot")
+@click.option("--datastack", required=True, help="Datastack name, e.g. minnie65_public or fafb_synthetic.")
+@click.option(
+    "--server-address",
+    default=None,
+    metavar="URL",
+    help="CAVE server. Omitted for an embedded profile: an embedded server is started in-process.",
+)
+@click.option("--table", default=None, help="Proofread-neuron table (default: the datastack's known table).")
+@click.option(
+    "--neurons", type=int, required=True, help="Neurons to sample (seeded) from the proofread table."
+)
+@click.option(
+    "--max-ops-per-neuron",
+    type=int,
+    default=None,
+    help="At most K operations per neuron, stratified by type (default: all).",
+)
+@click.option(
+    "--llm-url",
+    "llm_urls",
+    multiple=True,
+    callback=_split_urls,
+    metavar="URL[,URL…]",
+    envvar="PROOFPILOT_LLM_URL",
+    help="OpenAI base URL(s) of the LLM endpoints, e.g. http://host:8000/v1.",
+)
+@click.option("--model", default=None, envvar="PROOFPILOT_LLM_MODEL", help="Served model name.")
+@click.option(
+    "--gpus-per-endpoint",
+    type=int,
+    default=2,
+    show_default=True,
+    help="GPUs behind each endpoint (for GPU-seconds and $).",
+)
+@click.option(
+    "--concurrency", type=int, default=64, show_default=True, help="Requests in flight per endpoint."
+)
+@click.option(
+    "--agent",
+    type=click.Choice(["llm", "baseline"]),
+    default="llm",
+    show_default=True,
+    help="Who decides: the LLM, or the rule-based baseline on the same features (no LLM needed).",
+)
+@click.option(
+    "--ray-address", default=None, metavar="ADDR", help="Join this Ray cluster (default: local Ray)."
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Run directory: manifest, verdicts.jsonl (append-only), tasks, vLLM window, cost.json.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_METRICS_PORT,
+    show_default=True,
+    help="Serve the pilot's Prometheus metrics on 127.0.0.1:PORT (0 = any free port).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the run in --run-dir (same options); finished tasks are skipped."
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the neuron and operation samples."
+)
+@click.option(
+    "--skeleton-layer",
+    default=None,
+    metavar="URL",
+    help="Precomputed skeleton layer (needed for a real datastack; embedded: its own).",
+)
+@click.option(
+    "--scrape-interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Seconds between scrapes of vLLM's /metrics.",
+)
+@click.option(
+    "--timeout",
+    "request_timeout_s",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="LLM request timeout, seconds.",
+)
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+def pilot(
+    datastack: str,
+    server_address: str | None,
+    table: str | None,
+    neurons: int,
+    max_ops_per_neuron: int | None,
+    llm_urls: tuple[str, ...],
+    model: str | None,
+    gpus_per_endpoint: int,
+    concurrency: int,
+    agent: str,
+    ray_address: str | None,
+    run_dir: Path,
+    metrics_port: int,
+    resume: bool,
+    seed: int,
+    skeleton_layer: str | None,
+    scrape_interval: float,
+    request_timeout_s: float,
+    progress: bool,
+) -> None:
+    """Dispatch a pilot's merge/split decisions to an agent through Ray and measure what they cost.
+
+    Samples N neurons of the datastack's proofread table, turns their merge and split operations into
+    decision tasks, sends them to the LLM endpoints (async Ray actors, bounded in-flight requests) or to the
+    baseline, stores every verdict as it arrives (RUN_DIR/verdicts.jsonl), serves Prometheus metrics on
+    127.0.0.1, scrapes vLLM's /metrics and writes RUN_DIR/cost.json. Ctrl-C stops cleanly; --resume continues.
+    """
+    from proofpilot.orchestrator.pilot import PilotConfig, run_pilot
+
+    config = PilotConfig(
+        datastack=datastack, run_dir=run_dir, neurons=neurons, llm_urls=llm_urls, model=model, agent=agent,
+        server_address=server_address, table=table, max_ops_per_neuron=max_ops_per_neuron,
+        gpus_per_endpoint=gpus_per_endpoint, concurrency=concurrency, ray_address=ray_address,
+        metrics_port=metrics_port, resume=resume, seed=seed, skeleton_layer=skeleton_layer,
+        scrape_interval_s=scrape_interval, request_timeout_s=request_timeout_s, progress=progress,
+    )  # fmt: skip
+    result = run_pilot(config)
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())) or "none"
+    click.echo(
+        f"{result.n_stored} of {result.n_tasks} tasks have verdicts ({result.n_new} new this session: "
+        f"{outcomes}; {result.decisions_per_s:.1f} decisions/s); run dir {result.run_dir}"
+    )
+    if result.cost_path is not None:
+        click.echo(f"cost: {result.cost_path}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if result.interrupted:
+        click.echo(
+            f"proofpilot: interrupted; continue with the same command and --resume ({run_dir})", err=True
+        )
+        raise SystemExit(130)

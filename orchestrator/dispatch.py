@@ -1,0 +1,415 @@
+"""Ray dispatch: async actors per LLM endpoint, bounded in-flight requests, results consumed as they finish.
+
+- Ray starts locally (`ray.init()` sized to the machine, no dashboard, worker logs not forwarded, a short
+  temp dir outside $HOME) or joins a cluster (`address`). An already running Ray is reused and left running.
+- Each endpoint gets one or more async actors (`max_concurrency` = its share of the endpoint's concurrency,
+  and the agent client's own semaphore at the same bound). The driver submits `.remote()` calls itself,
+  never through `ray.util.ActorPool` (which keeps one call per actor in flight), always to the worker with
+  the lowest in-flight / capacity ratio, and takes results with `ray.wait` as they complete. A call carries
+  a micro-batch of as many requests as the worker has free slots (at most `max_batch`): a burst of
+  completions is refilled with few Ray calls (a Ray call costs ~0.9 ms of CPU, driver + actor), a trickle one
+  request at a time; each request of a batch is still its own concurrent HTTP request.
+- Results go to `on_verdicts` in the driver in batches (everything `ray.wait` found ready), so the caller
+  stores and records them in one place: prometheus_client is per process (serving-and-cost.md §5.2).
+- Ctrl-C (SIGINT) or SIGTERM stop the loop between batches: nothing is submitted any more, pending calls are
+  cancelled, and every verdict already handed over stays handed over. A second Ctrl-C aborts at once.
+- Actors and remote functions are defined once, at module level (a class defined in a loop is re-exported
+  per call, serving-and-cost.md §5.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from tqdm.auto import tqdm
+
+from proofpilot.agent.records import Verdict
+from proofpilot.errors import ConfigError, DataError, ProofpilotError
+from proofpilot.telemetry.metrics import DecisionStatLogger, NoOpDecisionLogger
+
+log = logging.getLogger(__name__)
+
+WAIT_SLICE_S = 0.25  # how often the loop wakes up to notice a stop request
+ACTOR_START_TIMEOUT_S = 120.0
+DEFAULT_ACTOR_CAPACITY = 32  # requests in flight per actor before another actor is added per endpoint
+
+
+# -- Ray session --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RayOptions:
+    """How to reach Ray: `address=None` starts a local instance for this run."""
+
+    address: str | None = None
+    num_cpus: int | None = None  # local only; None = the machine's cores
+    temp_dir: str | None = None  # local only; None = $PROOFPILOT_RAY_TMPDIR or /tmp/pp-ray-<uid>
+
+
+def default_temp_dir() -> str:
+    """A short path (unix socket paths are limited to ~107 bytes) that is not under $HOME."""
+    return os.environ.get("PROOFPILOT_RAY_TMPDIR") or os.path.join(
+        tempfile.gettempdir(), f"pp-ray-{os.getuid()}"
+    )
+
+
+@contextlib.contextmanager
+def ray_session(options: RayOptions = RayOptions()) -> Iterator[bool]:
+    """Make sure Ray is up for the block; yields True if this block started it (and will shut it down)."""
+    if ray.is_initialized():
+        yield False
+        return
+    kwargs: dict[str, Any] = {
+        "log_to_driver": False,
+        "configure_logging": True,
+        "logging_level": logging.WARNING,
+    }
+    if options.address:
+        kwargs["address"] = options.address
+    else:
+        # Ray 2.60 turns token auth on for a new local instance (token in ~/.ray/auth_token) and says so
+        # with a warning on every start; keep the auth, drop the warning
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a pilot sends nothing home
+        # Ray runs workers at niceness 15; the actors are the pilot's request path, and at 15 any other busy
+        # process on the node (vLLM's own API server, on a small node) starves them and the server's queue
+        os.environ.setdefault("RAY_worker_niceness", "0")
+        temp_dir = options.temp_dir or default_temp_dir()
+        os.makedirs(temp_dir, exist_ok=True)
+        kwargs.update(
+            num_cpus=options.num_cpus or os.cpu_count() or 1,
+            include_dashboard=False,
+            _temp_dir=temp_dir,
+        )
+    started = time.perf_counter()
+    try:
+        ray.init(**kwargs)
+    except ConnectionError as exc:
+        raise DataError(f"cannot reach the Ray cluster at {options.address}: {exc}".splitlines()[0]) from None
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"cannot start Ray: {exc}".splitlines()[0]) from None
+    log.info("Ray up in %.1f s (%s)", time.perf_counter() - started, options.address or "local")
+    try:
+        yield True
+    finally:
+        ray.shutdown()
+
+
+# -- actors -------------------------------------------------------------------------------------------------
+@ray.remote(num_cpus=0)
+class LlmWorker:
+    """An async actor holding one AgentClient for one endpoint; `decide` never raises per task."""
+
+    def __init__(self, base_url: str, model: str, capacity: int, client_options: Mapping[str, Any]):
+        self._args = (base_url, model, capacity, dict(client_options))
+        self._client = None
+
+    def _get_client(self):
+        if self._client is None:
+            from proofpilot.agent.client import AgentClient
+
+            base_url, model, capacity, options = self._args
+            self._client = AgentClient(base_url, model, max_in_flight=capacity, **options)
+        return self._client
+
+    async def ready(self) -> str:
+        self._get_client()
+        return self._args[0]
+
+    async def decide(self, requests: list) -> list[Verdict]:
+        """Verdicts for a micro-batch of requests, asked concurrently (the client bounds in-flight)."""
+        client = self._get_client()
+        return list(await asyncio.gather(*(client.decide(r) for r in requests)))
+
+
+@ray.remote(num_cpus=0)
+class FunctionWorker:
+    """An actor applying a plain function (e.g. the rule-based baseline agent) to each payload."""
+
+    def __init__(self, fn: Callable[[Any], Verdict]):
+        self._fn = fn
+
+    async def ready(self) -> str:
+        return "function"
+
+    async def decide(self, payloads: list) -> list[Verdict]:
+        return [self._fn(p) for p in payloads]
+
+
+@dataclass
+class WorkerSlot:
+    """One actor as the driver sees it: where it sends requests, how many at once, how many now."""
+
+    handle: Any
+    endpoint: str
+    capacity: int
+    in_flight: int = 0
+    alive: bool = True
+
+    @property
+    def load(self) -> float:
+        return self.in_flight / self.capacity
+
+
+def actors_per_endpoint(concurrency: int, actor_capacity: int = DEFAULT_ACTOR_CAPACITY) -> int:
+    return max(1, math.ceil(concurrency / actor_capacity))
+
+
+def split_capacity(total: int, parts: int) -> list[int]:
+    """`total` in `parts` near-equal positive integers."""
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def start_llm_workers(
+    endpoints: Sequence[str],
+    model: str,
+    concurrency: int,
+    client_options: Mapping[str, Any] | None = None,
+    n_actors: int | None = None,
+) -> list[WorkerSlot]:
+    """Start the actors of every endpoint (`concurrency` in flight per endpoint); wait until they are up."""
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+    per_endpoint = n_actors or actors_per_endpoint(concurrency)
+    per_endpoint = min(per_endpoint, concurrency)
+    slots = []
+    for url in endpoints:
+        for capacity in split_capacity(concurrency, per_endpoint):
+            handle = LlmWorker.options(max_concurrency=capacity).remote(
+                url, model, capacity, client_options or {}
+            )
+            slots.append(WorkerSlot(handle, url, capacity))
+    _wait_ready(slots)
+    return slots
+
+
+def start_function_workers(
+    fn: Callable[[Any], Verdict], n_actors: int = 1, capacity: int = 64
+) -> list[WorkerSlot]:
+    """Actors that apply `fn` to each payload (the baseline agent path: no LLM)."""
+    slots = [
+        WorkerSlot(FunctionWorker.options(max_concurrency=capacity).remote(fn), "local", capacity)
+        for _ in range(n_actors)
+    ]
+    _wait_ready(slots)
+    return slots
+
+
+def _wait_ready(slots: Sequence[WorkerSlot]) -> None:
+    refs = [slot.handle.ready.remote() for slot in slots]
+    try:
+        ray.get(refs, timeout=ACTOR_START_TIMEOUT_S)
+    except ray.exceptions.GetTimeoutError:
+        raise DataError(f"Ray workers did not start within {ACTOR_START_TIMEOUT_S:.0f} s") from None
+    except ray.exceptions.RayError as exc:
+        raise DataError(f"a Ray worker failed to start: {_first_line(exc)}") from None
+
+
+def stop_workers(slots: Sequence[WorkerSlot]) -> None:
+    for slot in slots:
+        with contextlib.suppress(Exception):
+            ray.kill(slot.handle, no_restart=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+# -- the dispatch loop --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WorkItem:
+    task_id: str
+    payload: Any
+
+
+@dataclass
+class DispatchStats:
+    submitted: int = 0
+    calls: int = 0  # Ray calls (micro-batches)
+    completed: int = 0
+    batches: int = 0  # hand-overs to on_verdicts (one store write + fsync each)
+    retried: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    dead_workers: int = 0
+    per_endpoint: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def decisions_per_s(self) -> float:
+        return self.completed / self.seconds if self.seconds > 0 else 0.0
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a flag for the duration of a block (main thread only); a second SIGINT
+    raises KeyboardInterrupt at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.event.set()
+        log.warning("stop requested: finishing the verdicts in hand (Ctrl-C again to abort)")
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+
+class Dispatcher:
+    """Runs work items through worker slots; see the module docstring."""
+
+    def __init__(
+        self,
+        slots: Sequence[WorkerSlot],
+        on_verdicts: Callable[[list[tuple[WorkItem, Verdict]]], None],
+        logger: DecisionStatLogger | None = None,
+        max_attempts: int = 3,
+        max_batch: int = 8,
+    ) -> None:
+        if not slots:
+            raise ConfigError("no workers to dispatch to")
+        self.slots = list(slots)
+        self.on_verdicts = on_verdicts
+        self.logger = logger or NoOpDecisionLogger()
+        self.max_attempts = max_attempts
+        self.max_batch = max(1, max_batch)
+        self.stop = StopRequest()
+
+    def _pick(self) -> WorkerSlot | None:
+        best = None
+        for slot in self.slots:
+            if slot.alive and slot.in_flight < slot.capacity and (best is None or slot.load < best.load):
+                best = slot
+        return best
+
+    def _report_inflight(self) -> None:
+        per_endpoint: dict[str, int] = {}
+        for slot in self.slots:
+            per_endpoint[slot.endpoint] = per_endpoint.get(slot.endpoint, 0) + slot.in_flight
+        for endpoint, n in per_endpoint.items():
+            self.logger.set_inflight(endpoint, n)
+
+    def run(
+        self, items: Sequence[WorkItem], total: int | None = None, initial: int = 0, progress: bool = True
+    ) -> DispatchStats:
+        """Dispatch every item; returns when all are done, or early (interrupted=True) on a stop request."""
+        stats = DispatchStats()
+        queue: deque[tuple[WorkItem, int]] = deque((item, 1) for item in items)
+        pending: dict[Any, tuple[list[tuple[WorkItem, int]], WorkerSlot]] = {}
+        bar = tqdm(
+            total=total if total is not None else len(items) + initial,
+            initial=initial,
+            unit="dec",
+            desc="decisions",
+            disable=not progress,
+            smoothing=0.1,
+            dynamic_ncols=True,
+        )
+        started = time.perf_counter()
+        with self.stop:
+            try:
+                while queue or pending:
+                    if self.stop.requested:
+                        stats.interrupted = True
+                        break
+                    self._submit(queue, pending, stats)
+                    if not pending:
+                        raise DataError("every Ray worker has died; the verdicts so far are stored")
+                    done = self._collect(pending, queue, stats)
+                    if done:
+                        self.on_verdicts(done)
+                        stats.completed += len(done)
+                        stats.batches += 1
+                        bar.update(len(done))
+                    self._report_inflight()
+            finally:
+                stats.seconds = time.perf_counter() - started
+                if pending:
+                    for ref in pending:
+                        with contextlib.suppress(Exception):
+                            ray.cancel(ref)
+                    for _, slot in pending.values():
+                        slot.in_flight = 0
+                    self._report_inflight()
+                bar.close()
+        return stats
+
+    def _submit(self, queue, pending, stats: DispatchStats) -> None:
+        """Fill free slots: the least-loaded worker gets a micro-batch of up to `max_batch` items (as many as
+        it has free slots), so a burst of completions is refilled with few Ray calls while a trickle is
+        refilled one by one (no head-of-line wait behind a slow answer)."""
+        while queue:
+            slot = self._pick()
+            if slot is None:
+                return
+            size = min(len(queue), slot.capacity - slot.in_flight, self.max_batch)
+            batch = [queue.popleft() for _ in range(size)]
+            ref = slot.handle.decide.remote([item.payload for item, _ in batch])
+            slot.in_flight += size
+            pending[ref] = (batch, slot)
+            stats.submitted += size
+            stats.calls += 1
+
+    def _collect(self, pending, queue, stats: DispatchStats) -> list[tuple[WorkItem, Verdict]]:
+        refs = list(pending)
+        ready, rest = ray.wait(refs, num_returns=1, timeout=WAIT_SLICE_S)
+        if not ready:
+            return []
+        if rest:
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            ready += more
+        done: list[tuple[WorkItem, Verdict]] = []
+        for ref in ready:
+            batch, slot = pending.pop(ref)
+            slot.in_flight -= len(batch)
+            try:
+                verdicts = ray.get(ref)
+            except ray.exceptions.RayActorError as exc:
+                if slot.alive:
+                    slot.alive = False
+                    stats.dead_workers += 1
+                    log.warning("Ray worker for %s died (%s); its tasks go to the others", slot.endpoint,
+                                _first_line(exc))  # fmt: skip
+                self._retry(queue, batch, exc, stats)
+                continue
+            except ray.exceptions.RayError as exc:
+                self._retry(queue, batch, exc, stats)
+                continue
+            stats.per_endpoint[slot.endpoint] = stats.per_endpoint.get(slot.endpoint, 0) + len(batch)
+            done.extend((item, verdict) for (item, _), verdict in zip(batch, verdicts, strict=True))
+        return done
+
+    def _retry(self, queue, batch, exc: BaseException, stats: DispatchStats) -> None:
+        for item, attempt in batch:
+            if attempt >= self.max_attempts:
+                raise ProofpilotError(
+                    f"task {item.task_id} failed {attempt} times in Ray: {_first_line(exc)}"
+                )
+            stats.retried += 1
+            queue.append((item, attempt + 1))

@@ -1,0 +1,234 @@
+"""`run_pilot`: one pilot run, from the proofread table to verdicts in the run store and cost.json.
+
+Order of work (every check that can fail on bad input runs before anything in the run dir is written):
+
+1. the run dir: new, or (with resume) made with the same config; 2. every LLM endpoint answers and serves
+the model; 3. the metrics exporter on 127.0.0.1:P; 4. the datastack (an embedded server is started in-process
+when no address is given for an embedded profile), a seeded sample of N neurons (N larger than the table is an
+error), their change logs, decision tasks; 5. the store is opened, finished tasks are skipped, features are
+computed for the rest; 6. vLLM's /metrics is scraped (start, every `scrape_interval_s`, end) while Ray
+dispatches; every verdict is stored as it arrives and recorded in the driver's Prometheus registry;
+7. the scraped window and cost.json (telemetry.cost) are written.
+
+Ctrl-C (or SIGTERM) during dispatch stops it cleanly: the verdicts in hand are stored, the window and cost
+of the partial session are written, and `resume=True` continues the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from proofpilot.agent.schema import PROMPT_VERSION
+from proofpilot.datastack.client import ClientSettings
+from proofpilot.errors import ConfigError, DataError
+from proofpilot.orchestrator import pilot_inputs as inputs
+from proofpilot.orchestrator.dispatch import RayOptions
+from proofpilot.orchestrator.pilot_session import PilotSession, SessionOutcome, SessionSpec
+from proofpilot.orchestrator.records import DecisionTask
+from proofpilot.orchestrator.store import RunStore, StoreFullError, read_manifest, write_json_lines
+from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT, DecisionStatLogger, make_decision_logger
+
+log = logging.getLogger(__name__)
+
+AGENTS = ("llm", "baseline")
+TASKS_NAME = "tasks.jsonl"
+NOTHING_TO_DO = SessionOutcome(0, 0.0, 0.0, False, {}, None, None, ())  # a resume of a finished run
+
+
+@dataclass(frozen=True)
+class PilotConfig:
+    """Everything a pilot run needs (the CLI's options)."""
+
+    datastack: str
+    run_dir: Path
+    neurons: int
+    llm_urls: tuple[str, ...] = ()
+    model: str | None = None
+    agent: str = "llm"
+    server_address: str | None = None
+    table: str | None = None
+    max_ops_per_neuron: int | None = None
+    gpus_per_endpoint: int = 2
+    concurrency: int = 64  # requests in flight per endpoint
+    ray_address: str | None = None
+    ray_temp_dir: str | None = None
+    metrics_port: int = DEFAULT_METRICS_PORT  # 0 = any free port
+    resume: bool = False
+    seed: int = 0
+    skeleton_layer: str | None = None
+    scrape_interval_s: float = 1.0
+    request_timeout_s: float = 120.0
+    progress: bool = True
+    auth_token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run_dir", Path(self.run_dir))
+        if self.agent not in AGENTS:
+            raise ConfigError(f"agent must be one of {', '.join(AGENTS)}, got {self.agent!r}")
+        if self.neurons < 1:
+            raise ConfigError(f"--neurons must be >= 1, got {self.neurons}")
+        if self.max_ops_per_neuron is not None and self.max_ops_per_neuron < 1:
+            raise ConfigError(f"--max-ops-per-neuron must be >= 1, got {self.max_ops_per_neuron}")
+        if self.agent == "llm":
+            if not self.llm_urls:
+                raise ConfigError("the llm agent needs at least one --llm-url")
+            if not self.model:
+                raise ConfigError("the llm agent needs --model")
+            if len(set(self.llm_urls)) != len(self.llm_urls):
+                raise ConfigError("--llm-url lists the same endpoint twice")
+        if self.concurrency < 1 or self.gpus_per_endpoint < 1:
+            raise ConfigError("--concurrency and --gpus-per-endpoint must be >= 1")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port must be in 0..65535, got {self.metrics_port}")
+        if self.scrape_interval_s <= 0 or self.request_timeout_s <= 0:
+            raise ConfigError("the scrape interval and request timeout must be positive")
+
+    def identity(self) -> dict[str, Any]:
+        """What defines the run's tasks and the meaning of its verdicts; `resume` requires the same.
+
+        Endpoints, concurrency, Ray and the CAVE server address are left out: a resumed run may use
+        a restarted server on another port or more endpoints."""
+        return {
+            "datastack": self.datastack,
+            "table": self.table,
+            "neurons": self.neurons,
+            "max_ops_per_neuron": self.max_ops_per_neuron,
+            "seed": self.seed,
+            "agent": self.agent,
+            "model": self.model if self.agent == "llm" else None,
+            "prompt_version": PROMPT_VERSION,
+            "skeleton_layer": self.skeleton_layer,
+        }
+
+
+@dataclass(frozen=True)
+class PilotResult:
+    run_dir: Path
+    session: int
+    n_tasks: int
+    n_stored: int  # verdicts in the store after this session
+    n_new: int  # verdicts stored by this session
+    interrupted: bool
+    seconds: float  # dispatch wall time of this session
+    decisions_per_s: float
+    metrics_url: str | None
+    window_path: Path | None
+    cost_path: Path | None
+    outcomes: dict[str, int]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return self.n_stored == self.n_tasks
+
+
+def check_endpoints(urls: tuple[str, ...], model: str, timeout_s: float = 10.0) -> None:
+    """Every endpoint must answer and serve `model`; a one-line DataError names the first that does not."""
+    from proofpilot.agent.client import AgentClient
+
+    async def check_all() -> None:
+        for url in urls:
+            async with AgentClient(url, model) as client:
+                await client.check(timeout_s=timeout_s)
+
+    asyncio.run(check_all())
+
+
+def _check_task_list(run_dir: Path, tasks: list[DecisionTask]) -> None:
+    """On resume the rebuilt tasks must be the stored ones (else the datastack changed under the run)."""
+    path = run_dir / TASKS_NAME
+    if not path.exists():
+        return
+    stored = {json.loads(line)["task_id"] for line in path.read_text().splitlines() if line.strip()}
+    if stored != {t.task_id for t in tasks}:
+        raise DataError(
+            f"the tasks built now differ from those in {path} ({len(stored)} stored, {len(tasks)} now): "
+            "the datastack changed since the run started; start a new --run-dir"
+        )
+
+
+def _prepare(config: PilotConfig, server_url: str | None, pinned: dict | None):
+    """Sample and ingest the neurons, build the tasks; (sample, tasks, skeleton layer URL)."""
+    from proofpilot.datastack.skeletons import skeleton_layer_url
+
+    embedded = inputs.is_embedded(config.datastack)
+    settings = ClientSettings(
+        datastack=config.datastack, server_address=server_url,
+        auth_token=config.auth_token or ("embedded" if embedded else None),
+        version=(pinned or {}).get("materialization_version"), write_server_cache=not embedded,
+    )  # fmt: skip
+    sample = inputs.ingest_sample(
+        settings, config.table, config.neurons, config.seed, config.progress, use_cache=not embedded
+    )
+    tasks = inputs.build_tasks(sample, config.datastack, config.seed, config.max_ops_per_neuron)
+    if config.resume:
+        _check_task_list(config.run_dir, tasks)
+    return sample, tasks, skeleton_layer_url(config.datastack, server_url, config.skeleton_layer)
+
+
+def _session_spec(config: PilotConfig) -> SessionSpec:
+    return SessionSpec(
+        agent=config.agent, llm_urls=config.llm_urls, model=config.model, concurrency=config.concurrency,
+        request_timeout_s=config.request_timeout_s,
+        ray=RayOptions(address=config.ray_address, temp_dir=config.ray_temp_dir),
+        scrape_interval_s=config.scrape_interval_s, gpus_per_endpoint=config.gpus_per_endpoint,
+        progress=config.progress,
+    )  # fmt: skip
+
+
+def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> PilotResult:
+    """Run (or resume) a pilot; see the module docstring. Raises ProofpilotError subclasses on bad input.
+
+    `logger` records every decision (default: a fresh Prometheus registry, served on the metrics port)."""
+    identity = config.identity()
+    RunStore.check(config.run_dir, identity, config.resume)  # read-only
+    pinned = read_manifest(config.run_dir).get("pin") if config.resume else None
+    if config.agent == "llm":
+        check_endpoints(config.llm_urls, config.model)  # type: ignore[arg-type]
+    logger = logger or make_decision_logger(True)
+    with contextlib.ExitStack() as stack:
+        exporter = logger.start_exporter(config.metrics_port)
+        if exporter is not None:
+            stack.callback(exporter.shutdown)
+        server_url = stack.enter_context(inputs.datastack_server(config.datastack, config.server_address))
+        sample, tasks, layer_url = _prepare(config, server_url, pinned)
+        store = stack.enter_context(RunStore.open(config.run_dir, identity, config.resume))
+        if store.session == 1:
+            write_json_lines(config.run_dir / TASKS_NAME, (inputs.task_row(t) for t in tasks))
+            inputs.write_ingest(sample, config.run_dir / "ingest")
+            store.update_manifest(
+                pin=sample.ingest.pin.to_dict(), n_tasks=len(tasks), neuron_root_ids=list(sample.root_ids)
+            )
+        todo = [t for t in tasks if t.task_id not in store.done_task_ids]
+        log.info("%d tasks, %d already stored, %d to decide", len(tasks), len(tasks) - len(todo), len(todo))
+        outcome = NOTHING_TO_DO
+        try:
+            if todo:
+                session = PilotSession(store, logger, inputs.with_features(todo, layer_url), config.agent)
+                outcome = session.run(
+                    _session_spec(config),
+                    lambda: inputs.edits_projection(sample, config.datastack, config.seed),
+                )
+        except StoreFullError:
+            raise  # the manifest cannot be written either
+        except BaseException:
+            with contextlib.suppress(Exception):
+                store.update_manifest(session={"ended": "failed", "stored": store.n_appended})
+            raise
+        store.update_manifest(session={
+            "ended": "interrupted" if outcome.interrupted else "done", "stored": store.n_appended,
+            "seconds": outcome.seconds, "decisions_per_s": outcome.decisions_per_s,
+        })  # fmt: skip
+        return PilotResult(
+            run_dir=config.run_dir, session=store.session, n_tasks=len(tasks), n_stored=len(store),
+            n_new=store.n_appended, interrupted=outcome.interrupted, seconds=outcome.seconds,
+            decisions_per_s=outcome.decisions_per_s, metrics_url=exporter.url if exporter else None,
+            window_path=outcome.window_path, cost_path=outcome.cost_path, outcomes=outcome.outcomes,
+            notes=outcome.notes,
+        )  # fmt: skip
