@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -67,15 +70,45 @@ def resolve_token(explicit: str | None) -> str | None:
     return None
 
 
+_API_VERSION = re.compile(r"v\d+")
+RequestObserver = Callable[[str, str], None]
+_observers: list[RequestObserver] = []
+
+
+def add_request_observer(observer: RequestObserver) -> None:
+    """Call `observer(endpoint, status)` after every CAVE request (status: HTTP code, or "error")."""
+    _observers.append(observer)
+
+
+def remove_request_observer(observer: RequestObserver) -> None:
+    if observer in _observers:
+        _observers.remove(observer)
+
+
+def endpoint_name(url: str) -> str:
+    """A bounded label for a CAVE URL: the route's last word that is not an id or a version."""
+    path = urlsplit(url).path.split("/")
+    parts = [p for p in path if p and not p.isdigit() and not _API_VERSION.fullmatch(p)]
+    return parts[-1] if parts else "root"
+
+
 class TimeoutRetryAdapter(HTTPAdapter):
-    """An HTTPAdapter that applies a default timeout to every request that does not set one."""
+    """An HTTPAdapter that applies a default timeout to every request that does not set one, and reports each
+    request to the registered observers (telemetry)."""
 
     def __init__(self, timeout: tuple[float, float], retry: Retry, pool_maxsize: int = 10) -> None:
         self._timeout = timeout
         super().__init__(max_retries=retry, pool_maxsize=pool_maxsize)
 
     def send(self, request, timeout=None, **kwargs):  # type: ignore[override]
-        return super().send(request, timeout=self._timeout if timeout is None else timeout, **kwargs)
+        status = "error"
+        try:
+            response = super().send(request, timeout=self._timeout if timeout is None else timeout, **kwargs)
+            status = str(response.status_code)
+            return response
+        finally:
+            for observer in list(_observers):
+                observer(endpoint_name(request.url), status)
 
 
 def make_retry(settings: ClientSettings) -> Retry:

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proofpilot.agent.records import INVALID_ANSWER_REASONS, REQUEST_REASONS, TRANSPORT_REASONS
 from proofpilot.agent.schema import PROMPT_VERSION
-from proofpilot.datastack.client import ClientSettings
+from proofpilot.datastack.client import ClientSettings, add_request_observer, remove_request_observer
 from proofpilot.errors import ConfigError, DataError
 from proofpilot.orchestrator import pilot_inputs as inputs
 from proofpilot.orchestrator.dispatch import RayOptions
@@ -196,6 +197,9 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
         exporter = logger.start_exporter(config.metrics_port)
         if exporter is not None:
             stack.callback(exporter.shutdown)
+        logger.declare_llm_error_reasons(INVALID_ANSWER_REASONS + TRANSPORT_REASONS + REQUEST_REASONS)
+        add_request_observer(logger.record_cave_request)  # every CAVE call of the ingestion, by route/status
+        stack.callback(remove_request_observer, logger.record_cave_request)
         server_url = stack.enter_context(inputs.datastack_server(config.datastack, config.server_address))
         sample, tasks, layer_url = _prepare(config, server_url, pinned)
         store = stack.enter_context(RunStore.open(config.run_dir, identity, config.resume))

@@ -121,6 +121,9 @@ class DecisionStatLogger(ABC):
     def record_llm_error(self, reason: str) -> None:
         """One failed LLM call (timeout, http_5xx, connection, invalid_json, ...)."""
 
+    def declare_llm_error_reasons(self, reasons: tuple[str, ...]) -> None:  # noqa: B027 - optional hook
+        """Known error reasons, exported at 0 before any error happens (so dashboards show 0, not no data)."""
+
     @abstractmethod
     def record_cave_request(self, endpoint: str, status: str) -> None:
         """One CAVE request; `endpoint` is the API route name, never a URL with ids in it."""
@@ -236,6 +239,10 @@ class PrometheusDecisionLogger(DecisionStatLogger):
 
     def record_llm_error(self, reason: str) -> None:
         self.llm_errors.labels(self._reason(reason)).inc()
+
+    def declare_llm_error_reasons(self, reasons: tuple[str, ...]) -> None:
+        for reason in reasons:
+            self.llm_errors.labels(self._reason(reason))
 
     def record_cave_request(self, endpoint: str, status: str) -> None:
         self.cave_requests.labels(self._cave_endpoint(endpoint_label(endpoint)), self._status(status)).inc()

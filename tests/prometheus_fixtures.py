@@ -69,9 +69,10 @@ def _get_json(url: str, timeout_s: float = 5.0) -> Any:
         return json.loads(resp.read())
 
 
-def query(prom_url: str, expr: str) -> list[dict[str, Any]]:
-    """Instant query through /api/v1/query; the result vector (raises on an API error)."""
-    url = f"{prom_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+def query(prom_url: str, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+    """Instant query through /api/v1/query (now, or at Unix time `at`); the result vector."""
+    params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+    url = f"{prom_url}/api/v1/query?" + urllib.parse.urlencode(params)
     try:
         body = _get_json(url)
     except urllib.error.HTTPError as exc:  # 400 = bad PromQL: say which expression
@@ -82,10 +83,18 @@ def query(prom_url: str, expr: str) -> list[dict[str, Any]]:
 
 
 def evaluate_dashboard_queries(
-    prom_url: str, exprs: Iterable[str], rate_interval: str = "1m"
+    prom_url: str, exprs: Iterable[str], rate_interval: str = "1m", at: float | None = None
 ) -> dict[str, int]:
-    """{dashboard expression: number of series it returns now}; `$__rate_interval` becomes `rate_interval`."""
-    return {expr: len(query(prom_url, expand(expr, rate_interval))) for expr in exprs}
+    """{dashboard expression: number of series it returns now (or at `at`)}; `$__rate_interval` becomes
+    `rate_interval`."""
+    return {expr: len(query(prom_url, expand(expr, rate_interval), at)) for expr in exprs}
+
+
+def last_up(prom_url: str, job: str, lookback: str = "10m") -> float | None:
+    """Unix time of the last successful scrape of `job` (None if it was never up). After a target has stopped,
+    instant queries at this time still see its series (they are stale afterwards)."""
+    rows = query(prom_url, f'max_over_time(timestamp(up{{job="{job}"}} == 1)[{lookback}:1s])')
+    return float(rows[0]["value"][1]) if rows else None
 
 
 @dataclass

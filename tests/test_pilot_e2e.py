@@ -20,15 +20,18 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 import pytest
+from prometheus_fixtures import evaluate_dashboard_queries, free_port, last_up, poll, query
 
 from proofpilot.agent.records import Verdict
 from proofpilot.orchestrator.pilot import PilotConfig, run_pilot
 from proofpilot.orchestrator.pilot_session import outcome_of, verdict_record
 from proofpilot.orchestrator.records import DecisionTask
 from proofpilot.orchestrator.store import MANIFEST_NAME, VERDICTS_NAME, RunStore, read_verdicts
+from proofpilot.telemetry import promql
 from proofpilot.telemetry.metrics import PrometheusDecisionLogger
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,12 +152,18 @@ def test_outcome_of_a_verdict():
 
 # -- the real vLLM CPU server --------------------------------------------------------------------------------
 @pytest.mark.vllm
-def test_pilot_end_to_end_on_real_vllm(vllm_server, tmp_path, ray_tmp):
+@pytest.mark.prometheus
+def test_pilot_end_to_end_on_real_vllm(vllm_server, tmp_path, ray_tmp, prometheus_factory):
+    """100 neurons on the real vLLM CPU server while a real Prometheus scrapes the pilot and vLLM; afterwards
+    every PromQL expression of the generated Grafana dashboard returns data."""
     run_dir = tmp_path / "run"
+    metrics_port = free_port()
+    prom = prometheus_factory({"proofpilot": [f"127.0.0.1:{metrics_port}"],
+                               "vllm": [urlsplit(vllm_server.metrics_url).netloc]})  # fmt: skip
     config = PilotConfig(
         datastack="fafb_synthetic", run_dir=run_dir, neurons=100, max_ops_per_neuron=1,
         llm_urls=(vllm_server.base_url,), model=vllm_server.model, gpus_per_endpoint=1, concurrency=32,
-        metrics_port=0, progress=False, scrape_interval_s=0.25, ray_temp_dir=ray_tmp,
+        metrics_port=metrics_port, progress=False, scrape_interval_s=0.25, ray_temp_dir=ray_tmp,
     )  # fmt: skip
     logger = PrometheusDecisionLogger()
     result = run_pilot(config, logger)
@@ -185,6 +194,16 @@ def test_pilot_end_to_end_on_real_vllm(vllm_server, tmp_path, ray_tmp):
     assert 'proofpilot_tokens_total{kind="prompt"' in text
     manifest = json.loads((run_dir / MANIFEST_NAME).read_text())
     assert manifest["sessions"][-1]["ended"] == "done" and manifest["n_tasks"] == n_tasks
+
+    def scraped_decisions() -> float | None:
+        rows = query(prom.url, "sum(proofpilot_decisions_total)")
+        return float(rows[0]["value"][1]) if rows and float(rows[0]["value"][1]) >= n_tasks else None
+
+    assert poll(scraped_decisions, 30, "the pilot's decisions in Prometheus") == n_tasks
+    at = last_up(prom.url, "proofpilot")  # the exporter has stopped with the run: query its last scrape
+    assert at is not None
+    n_series = evaluate_dashboard_queries(prom.url, promql.queries(), at=at)
+    assert n_series and all(n > 0 for n in n_series.values()), {e: n for e, n in n_series.items() if n == 0}
 
 
 def test_baseline_pilot_needs_no_llm(tmp_path, ray_tmp):
