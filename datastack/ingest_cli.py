@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from proofpilot.datastack.cli_options import cave_fetch_options
 from proofpilot.datastack.client import ClientSettings
 from proofpilot.datastack.ingest import IngestOptions, read_roots_file, write_result
 from proofpilot.datastack.ingest import ingest as run_ingest
@@ -47,33 +48,12 @@ log = logging.getLogger(__name__)
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N neurons.")
 @click.option(
-    "--batch-size",
-    type=click.IntRange(1, 1000),
-    default=50,
-    show_default=True,
-    help="Root ids per change-log call.",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 32),
-    default=2,
-    show_default=True,
-    help="Concurrent requests (one client each).",
-)
-@click.option(
     "--timeout",
     "read_timeout",
     type=click.FloatRange(min=0.1),
     default=120.0,
     show_default=True,
     help="Read timeout per call, seconds.",
-)
-@click.option(
-    "--retries",
-    type=click.IntRange(0, 20),
-    default=3,
-    show_default=True,
-    help="Retries per call on 429/5xx, dropped connections and timeouts (exponential backoff).",
 )
 @click.option(
     "--cache-dir",
@@ -100,6 +80,7 @@ log = logging.getLogger(__name__)
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder: per_neuron/operations/membership.parquet, pin.json, summary.json.",
 )
+@cave_fetch_options
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def ingest_command(
     datastack: str,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from proofpilot.datastack.cli_options import cave_fetch_options
 from proofpilot.errors import ConfigError
 from proofpilot.eval.edits_records import CostBasis, EditsConfig, EditSummary
 
@@ -154,23 +155,7 @@ def _echo_summary(summary: EditSummary) -> None:
     show_default=True,
     help="Let caveclient remember the datastack->server mapping under ~/.cloudvolume.",
 )
-@click.option(
-    "--workers", type=click.IntRange(1, 32), default=2, show_default=True, help="Concurrent requests."
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 1000),
-    default=50,
-    show_default=True,
-    help="Root ids per change-log call.",
-)
-@click.option(
-    "--retries",
-    type=click.IntRange(0, 20),
-    default=3,
-    show_default=True,
-    help="Retries per CAVE call on 429/5xx and timeouts (exponential backoff).",
-)
+@cave_fetch_options
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw figures/*.png.")
 def edits(
