@@ -85,6 +85,13 @@ def remove_request_observer(observer: RequestObserver) -> None:
         _observers.remove(observer)
 
 
+def is_local(server_address: str | None) -> bool:
+    """A server on this machine (an embedded datastack): caveclient must not remember it under ~/.cloudvolume,
+    where it would outlive the server and redirect later lookups of that datastack name."""
+    host = urlsplit(server_address or "").hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
 def endpoint_name(url: str) -> str:
     """A bounded label for a CAVE URL: the route's last word that is not an id or a version."""
     path = urlsplit(url).path.split("/")
@@ -249,7 +256,8 @@ class CaveConnection:
                 self.settings.datastack,
                 server_address=self.settings.server_address,
                 auth_token=self._token,
-                write_server_cache=self.settings.write_server_cache,
+                write_server_cache=self.settings.write_server_cache
+                and not is_local(self.settings.server_address),
                 max_retries=self.settings.max_retries,
                 version=None,
             )

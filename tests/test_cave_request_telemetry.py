@@ -36,3 +36,13 @@ def test_cave_requests_are_counted_by_route_and_status():
         remove_request_observer(logger.record_cave_request)
     text = logger.exposition().decode()
     assert 'proofpilot_cave_requests_total{endpoint="tabular_change_log_many",status="200"} 1.0' in text
+
+
+def test_a_local_server_is_never_written_into_caveclients_server_map(test_home):
+    from proofpilot.datastack.client import CaveConnection, is_local
+
+    assert is_local("http://127.0.0.1:8580") and is_local("http://localhost:1") and not is_local("https://x.org")
+    with start_server("minnie65_synthetic") as server:
+        settings = ClientSettings("minnie65_synthetic", server_address=server.url, write_server_cache=True)
+        CaveConnection(settings)  # building the client is what may write the map
+    assert not list(test_home.rglob("cave_datastack_to_server_map.json"))
