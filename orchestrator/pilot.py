@@ -141,17 +141,26 @@ def check_endpoints(urls: tuple[str, ...], model: str, timeout_s: float = 10.0) 
     asyncio.run(check_all())
 
 
-def _check_task_list(run_dir: Path, tasks: list[DecisionTask]) -> None:
-    """On resume the rebuilt tasks must be the stored ones (else the datastack changed under the run)."""
+def _resume_tasks(run_dir: Path, tasks: list[DecisionTask]) -> list[DecisionTask]:
+    """On resume the run's stored task list is authoritative. Rebuilt tasks may add to it (neurons whose CAVE
+    log failed in the first session and answer now) — those stay out of this run; any stored task that can no
+    longer be built means the datastack changed under the run."""
     path = run_dir / TASKS_NAME
     if not path.exists():
-        return
+        return tasks
     stored = {json.loads(line)["task_id"] for line in path.read_text().splitlines() if line.strip()}
-    if stored != {t.task_id for t in tasks}:
+    rebuilt = {t.task_id for t in tasks}
+    if not stored <= rebuilt:
         raise DataError(
-            f"the tasks built now differ from those in {path} ({len(stored)} stored, {len(tasks)} now): "
-            "the datastack changed since the run started; start a new --run-dir"
+            f"the tasks built now differ from those in {path} ({len(stored - rebuilt)} stored tasks can no "
+            "longer be built): the datastack changed since the run started; start a new --run-dir"
         )
+    if len(rebuilt) > len(stored):
+        log.warning(
+            "%d tasks from neurons that could not be fetched when the run started are left out of this run "
+            "(start a new --run-dir to include them)", len(rebuilt) - len(stored)
+        )
+    return [t for t in tasks if t.task_id in stored]
 
 
 def _prepare(config: PilotConfig, server_url: str | None, pinned: dict | None):
@@ -169,7 +178,7 @@ def _prepare(config: PilotConfig, server_url: str | None, pinned: dict | None):
     )
     tasks = inputs.build_tasks(sample, config.datastack, config.seed, config.max_ops_per_neuron)
     if config.resume:
-        _check_task_list(config.run_dir, tasks)
+        tasks = _resume_tasks(config.run_dir, tasks)
     return sample, tasks, skeleton_layer_url(config.datastack, server_url, config.skeleton_layer)
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from proofpilot.atomic import write_text_atomic
 from proofpilot.errors import DataError
 from proofpilot.telemetry.attribution import Attribution, block_bootstrap, fit_token_costs
 from proofpilot.telemetry.projection import (
@@ -144,12 +145,21 @@ class CostReport:
         return asdict(self)
 
 
+def _finite_or_null(value):
+    """JSON has no inf/NaN: a quantity that cannot be estimated (a ratio over an empty window) is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
 def write_cost_json(report: CostReport, run_dir: Path) -> Path:
     """Write run_dir/cost.json atomically (a crash leaves the previous file intact)."""
     path = Path(run_dir) / "cost.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report.to_dict(), indent=1, allow_nan=False))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(_finite_or_null(report.to_dict()), indent=1, allow_nan=False))
     return path
 
 

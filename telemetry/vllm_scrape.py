@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from proofpilot.atomic import write_text_atomic
 from proofpilot.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -185,9 +186,7 @@ class ScrapeWindow:
 
     def save(self, path: Path) -> Path:
         path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=1))
         return path
 
     @classmethod
