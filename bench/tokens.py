@@ -9,8 +9,8 @@ cloud-volume → three rendered views per task), prompts from agent/prompt.py. T
 - **Qwen2.5** (optional, `--qwen-vocab FILE`): the Qwen2/2.5 byte-level BPE (151,643 ranks plus control
   tokens) counted with tiktoken. Qwen's hub tokenizer cannot be fetched offline; the same ranks ship as
   `dashscope/resources/qwen.tiktoken` in the PyPI package `dashscope`, e.g.
-  `pip download --no-deps dashscope==2.0.2 -d /tmp/ds`, then
-  `unzip -j /tmp/ds/*.whl dashscope/resources/qwen.tiktoken -d /tmp/ds`.
+  `pip download --no-deps dashscope==2.0.2 -d qwen-vocab`, then
+  `unzip -j qwen-vocab/*.whl dashscope/resources/qwen.tiktoken -d qwen-vocab`.
   Prompts use Qwen2.5's chat template; completions re-serialize the tiny model's verdict as compact JSON
   (what xgrammar emits with `disable_any_whitespace`) plus `<|im_end|>`.
 
@@ -18,7 +18,7 @@ Images: Qwen2.5-VL makes one LLM token per 28×28 px after `smart_resize` (each 
 of 28), plus `<|vision_start|>` and `<|vision_end|>`; the ⌈H/28⌉·⌈W/28⌉ rule of serving-and-cost.md §6.2 is
 printed for comparison. Images are tokenizer-independent, so both columns add the same image tokens.
 
-    .venv/bin/python bench/tokens.py --qwen-vocab /tmp/qwen.tiktoken
+    .venv/bin/python bench/tokens.py --qwen-vocab qwen-vocab/qwen.tiktoken
 """
 
 from __future__ import annotations
