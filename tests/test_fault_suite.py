@@ -322,15 +322,9 @@ def test_full_disk_stops_the_pilot_with_one_line_and_keeps_every_stored_verdict(
     assert f"the {len(stored)} verdicts stored before are intact" in errors[0]
     assert len({v["task_id"] for v in stored}) == len(stored)
     assert len(run.at_limit.splitlines()) <= len(stored) < faults.ledger(run.run_dir).expected
-
-
-def test_a_full_disk_leaves_no_partial_files_in_the_run_dir(disk_full_run):
-    """cost.json and the vLLM window are written after the store failed, into the same full disk: a write
-    that fails must not leave its temporary file behind."""
-    # the scrape (every 0.1 s) saw the stub busy, so cost.json was due and its write hit the limit
-    assert "could not write the vLLM window / cost.json" in disk_full_run.stderr, disk_full_run.stderr[-2000:]
-    assert "cost.json" not in disk_full_run.files
-    assert not [name for name in disk_full_run.files if name.endswith(".tmp")], disk_full_run.files
+    # the window and cost.json are written after the store failed, on the same full disk (cost.json only
+    # when the 0.1 s scrape saw the stub busy, as it usually does): no partial temporary file stays behind
+    assert not [name for name in run.files if name.endswith(".tmp")], run.files
 
 
 def test_resume_after_a_full_disk_completes_every_task_once(disk_full_run, ray_tmp):
