@@ -158,7 +158,8 @@ def _resume_tasks(run_dir: Path, tasks: list[DecisionTask]) -> list[DecisionTask
     if len(rebuilt) > len(stored):
         log.warning(
             "%d tasks from neurons that could not be fetched when the run started are left out of this run "
-            "(start a new --run-dir to include them)", len(rebuilt) - len(stored)
+            "(start a new --run-dir to include them)",
+            len(rebuilt) - len(stored),
         )
     return [t for t in tasks if t.task_id in stored]
 
@@ -234,6 +235,8 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
             with contextlib.suppress(Exception):
                 store.update_manifest(session={"ended": "failed", "stored": store.n_appended})
             raise
+        if exporter is not None and not outcome.interrupted:
+            exporter.wait_for_final_scrape()  # so Prometheus holds the run's final counts
         store.update_manifest(session={
             "ended": "interrupted" if outcome.interrupted else "done", "stored": store.n_appended,
             "seconds": outcome.seconds, "decisions_per_s": outcome.decisions_per_s,

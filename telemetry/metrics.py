@@ -17,13 +17,12 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from proofpilot.errors import ConfigError
 from proofpilot.telemetry.buckets import DECISION_SECONDS_BUCKETS, check_buckets
+from proofpilot.telemetry.exporter import ExporterHandle, serve_registry
 
 log = logging.getLogger(__name__)
 
@@ -79,25 +78,6 @@ def endpoint_label(url_or_name: str) -> str:
     if parts.scheme and parts.hostname:
         return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
     return url_or_name
-
-
-@dataclass(frozen=True)
-class ExporterHandle:
-    """A running /metrics HTTP server; `shutdown()` stops it and frees the port."""
-
-    host: str
-    port: int
-    _server: object
-    _thread: threading.Thread
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}/metrics"
-
-    def shutdown(self) -> None:
-        self._server.shutdown()  # type: ignore[attr-defined]
-        self._server.server_close()  # type: ignore[attr-defined]
-        self._thread.join(timeout=5)
 
 
 class DecisionStatLogger(ABC):
@@ -261,13 +241,7 @@ class PrometheusDecisionLogger(DecisionStatLogger):
         return generate_latest(self.registry)
 
     def start_exporter(self, port: int = 0, host: str = "127.0.0.1") -> ExporterHandle:
-        try:
-            server, thread = start_http_server(port, addr=host, registry=self.registry)
-        except OSError as exc:
-            raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
-        actual_port = server.server_address[1]
-        log.info("metrics exporter on http://%s:%d/metrics", host, actual_port)
-        return ExporterHandle(host=host, port=actual_port, _server=server, _thread=thread)
+        return serve_registry(self.registry, port, host)
 
 
 def make_decision_logger(enabled: bool = True) -> DecisionStatLogger:
