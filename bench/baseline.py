@@ -67,7 +67,16 @@ def _tasks(url: str, profile: str, neuron_indices: list[int], k: int, seed: int)
     )
 
 
-def _report(name: str, tasks, verdicts) -> None:
+def _role(profile: str, task) -> str:
+    """The task's role; a distractor's with its kind (contact / far, geometry.distractor_kind)."""
+    from proofpilot.datastack.embedded.geometry import distractor_kind
+
+    if task.role != "distractor":
+        return task.role
+    return f"distractor-{distractor_kind(profile, task.operation_id)}"
+
+
+def _report(name: str, profile: str, tasks, verdicts) -> None:
     from proofpilot.agent.baseline import cluster_bootstrap_accuracy
 
     for kind in ("merge", "split"):
@@ -75,9 +84,9 @@ def _report(name: str, tasks, verdicts) -> None:
         correct = [v.decision == t.label for t, v in rows]
         acc, low, high = cluster_bootstrap_accuracy(correct, [t.neuron_root_id for t, _ in rows])
         by_role = Counter()
-        per_role = Counter(t.role for t, _ in rows)
+        per_role = Counter(_role(profile, t) for t, _ in rows)
         for (t, _), ok in zip(rows, correct, strict=True):
-            by_role[t.role] += ok
+            by_role[_role(profile, t)] += ok
         roles = ", ".join(f"{r} {by_role[r] / per_role[r]:.3f} (n={per_role[r]})" for r in sorted(per_role))
         print(
             f"  {name:<26} {kind:<6} accuracy {acc:.3f}  95% CI [{low:.3f}, {high:.3f}]  n={len(rows)} "
@@ -155,14 +164,15 @@ def main() -> None:
     print(f"shipped DEFAULT_RULE:              {DEFAULT_RULE}")
     agent_default, agent_fitted = BaselineAgent(DEFAULT_RULE), BaselineAgent(fitted)
     print("accuracy on the test tasks (cluster bootstrap over neurons, 2,000 resamples):")
-    _report("DEFAULT_RULE", test, agent_default.decide_tasks(test))
-    _report("fitted in this run", test, agent_fitted.decide_tasks(test))
+    _report("DEFAULT_RULE", args.profile, test, agent_default.decide_tasks(test))
+    _report("fitted in this run", args.profile, test, agent_fitted.decide_tasks(test))
     no_gap = fit_stump(train, "merge", ("angle_deg", "radius_ratio", "end_b", "cable_b_um"))
     ablated = BaselineAgent(type(fitted)(merge=no_gap, split=fitted.split))
     merges = [t for t in test if t.op_kind == "merge"]
     print(f"ablation, merge rule without gap/distance features: {no_gap}")
     _report(
         "merge without gap/dist",
+        args.profile,
         merges + [t for t in test if t.op_kind == "split"],
         ablated.decide_tasks(merges + [t for t in test if t.op_kind == "split"]),
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import ray
 
-from proofpilot.agent.baseline import BaselineAgent
+from proofpilot.agent.baseline import DEFAULT_RULE, BaselineAgent
 from proofpilot.agent.prompt import build_request
 from proofpilot.agent.records import Verdict
 from proofpilot.orchestrator.dispatch import (
@@ -159,7 +159,7 @@ def baseline_tasks(n: int) -> list[DecisionTask]:
         DecisionTask(
             task_id=f"{i}:partner", operation_id=i, neuron_root_id=1, neuron_n_edits=n, op_kind="merge",
             role="partner", label="merge", base_root_id=2, candidate_root_id=3, interface_nm=(0.0, 0.0, 0.0),
-            features={"gap_nm": 10.0 * i},
+            features={DEFAULT_RULE.merge.feature: DEFAULT_RULE.merge.threshold * i / 25},  # both sides
         )
         for i in range(n)
     ]  # fmt: skip

@@ -1,6 +1,6 @@
 """Geometry of the embedded datastack: real hemibrain skeletons, merge fragments that meet at the interface
-point, grafted split branches, distractors that stay clear of the neuron, and local features that carry
-signal."""
+point, grafted split branches, distractors that touch the neuron at the point or stay clear of it, and local
+features that carry signal."""
 
 from __future__ import annotations
 
@@ -120,8 +120,10 @@ def test_shared_split_has_one_point_for_both_neurons():
 def test_skeletons_are_deterministic_across_processes():
     gen = get_generator(FLY)
     i = _sample_neurons(FLY, 1, seed=3)[0]
-    op = int(gen.neuron_log(i).operation_id[0])
-    roots = sorted(set(geometry.op_fragments(FLY, op).values()))
+    ops = [int(o) for o in gen.neuron_log(i).operation_id[:8]]
+    assert {geometry.distractor_kind(FLY, o) for o in ops} == {"contact", "far"}
+    distractors = {ids.root_id(RootKind.DISTRACTOR, o) for o in ops}  # exist for every op, merge or split
+    roots = sorted(set(geometry.op_fragments(FLY, ops[0]).values()) | distractors)
     code = (
         "import json, sys, hashlib\n"
         "from proofpilot.datastack.embedded import geometry\n"
@@ -184,21 +186,64 @@ def test_split_graft_sits_at_the_interface_point():
         assert _n_roots(before) == 1 and _n_roots(foreign) == 1
 
 
-def test_distractors_pass_near_but_never_touch_the_neuron():
-    neurons = _sample_neurons(MOUSE, 30, seed=5)
-    closest = []
-    for neuron, op in _ops(MOUSE, neurons, per_neuron=2, merge=True):
+def test_about_half_of_the_distractors_touch_the_neuron_at_the_point_and_the_rest_stay_clear():
+    neurons = _sample_neurons(MOUSE, 40, seed=5)
+    ops = _ops(MOUSE, neurons, per_neuron=2, merge=True)
+    assert len(ops) >= 70
+    contact, far_closest = [], []
+    for neuron, op in ops:
         p = _point(MOUSE, neuron, op, True)
         roles = geometry.op_fragments(MOUSE, op)
-        distractor = geometry.segment_skeleton(MOUSE, roles["distractor"])
-        whole = geometry.segment_skeleton(MOUSE, roles["neuron"])
-        gap = cKDTree(_densify(whole)).query(_densify(distractor))[0].min()
-        assert gap >= geometry.DISTRACTOR_CLEARANCE_NM - 1.0
-        assert len(distractor.vertices) >= 3 and _n_roots(distractor) == 1
-        closest.append(np.linalg.norm(distractor.vertices - p, axis=1).min())
-    closest = np.asarray(closest)
-    assert closest.min() >= geometry.DISTRACTOR_CLEARANCE_NM - VOXEL_HALF_DIAGONAL_NM  # p lies on the neuron
-    assert np.median(closest) < 2_500.0  # near the interface, not somewhere else in the volume
+        distractor = _densify(geometry.segment_skeleton(MOUSE, roles["distractor"]))
+        base = _densify(geometry.segment_skeleton(MOUSE, roles["base"]))
+        whole = _densify(geometry.segment_skeleton(MOUSE, roles["neuron"]))
+        partner = geometry.segment_skeleton(MOUSE, roles["partner"])
+        assert np.linalg.norm(partner.vertices - p, axis=1).min() < FEW_NM  # the true partner still meets it
+        sk = geometry.segment_skeleton(MOUSE, roles["distractor"])
+        assert len(sk.vertices) >= 3 and _n_roots(sk) == 1
+        to_base = cKDTree(base).query(distractor)[0]
+        to_neuron = cKDTree(whole).query(distractor)[0]
+        touches = to_base.min() <= 40.0
+        contact.append(touches)
+        assert touches == (geometry.distractor_kind(MOUSE, op) == "contact")
+        if touches:  # at the interface point, and clear of the neuron away from it
+            assert np.linalg.norm(distractor[np.argmin(to_base)] - p) < 50.0
+            away = np.linalg.norm(distractor - p, axis=1) > geometry.CONTACT_ZONE_NM + 50.0
+            assert away.any() and to_neuron[away].min() >= geometry.DISTRACTOR_CLEARANCE_NM - 1.0
+        else:
+            assert to_neuron.min() >= geometry.DISTRACTOR_CLEARANCE_NM - 1.0
+            far_closest.append(np.linalg.norm(distractor - p, axis=1).min())
+    share = float(np.mean(contact))
+    assert abs(share - geometry.DISTRACTOR_CONTACT_SHARE) < 0.2, share  # binomial sd ≈ 0.06 for n ≈ 80
+    far_closest = np.asarray(far_closest)
+    # p lies on the neuron, so a far one is at least the clearance (less the point's snap) from it
+    assert far_closest.min() >= geometry.DISTRACTOR_CLEARANCE_NM - VOXEL_HALF_DIAGONAL_NM
+    assert np.median(far_closest) < 2_500.0  # near the interface, not somewhere else in the volume
+
+
+def test_contact_distractors_give_small_gaps_but_other_directions_than_true_partners():
+    """What the agent sees: a contact distractor's gap to the base overlaps the true partner's (a few nm to
+    40 nm), while it leaves the interface at another angle than the partner, which continues the neuron."""
+    neurons = _sample_neurons(MOUSE, 40, seed=23)
+    gaps, turns = {"partner": [], "contact": []}, {"partner": [], "contact": []}
+    for neuron, op in _ops(MOUSE, neurons, per_neuron=2, merge=True):
+        if geometry.distractor_kind(MOUSE, op) != "contact":
+            continue
+        p = _point(MOUSE, neuron, op, True)
+        roles = geometry.op_fragments(MOUSE, op)
+        base = geometry.segment_skeleton(MOUSE, roles["base"])
+        base_local = _local(base, p)
+        for role, name in (("partner", "partner"), ("distractor", "contact")):
+            cand = geometry.segment_skeleton(MOUSE, roles[role])
+            gaps[name].append(cKDTree(base.vertices).query(cand.vertices)[0].min())
+            cos = np.clip(-base_local["direction"] @ _local(cand, p)["direction"], -1, 1)
+            turns[name].append(np.degrees(np.arccos(cos)))
+    assert len(gaps["contact"]) >= 20
+    g_p, g_c = np.asarray(gaps["partner"]), np.asarray(gaps["contact"])
+    assert g_p.max() <= 2 * geometry.INTERFACE_HALF_GAP_NM[1] + 0.01 and g_c.max() <= 40.0 + 0.01
+    assert (g_c <= g_p.max()).mean() > 0.25  # many touch as closely as a true partner does
+    t_p, t_c = np.asarray(turns["partner"]), np.asarray(turns["contact"])
+    assert np.median(t_c) > np.median(t_p) + 20.0
 
 
 def _local(sk: geometry.SegmentSkeleton, p: np.ndarray, radius: float = 1_500.0) -> dict[str, float]:

@@ -12,8 +12,18 @@ whoever asks:
   rotated, radius-scaled) grafted at the op's node; FOREIGN(own split) is that branch alone. A shared split's
   SHARED_BEFORE is the lower neuron plus a branch cut from the other neuron's template; its FOREIGN is the
   other neuron's lineage root, as the generator's logs say.
-- DISTRACTOR(op): a piece of another template passing 250 nm–2 µm from the interface point, 45–90° to the
-  neuron (15 % at 15–40°), radius-scaled, cut where it comes within DISTRACTOR_CLEARANCE_NM of the neuron.
+- DISTRACTOR(op): a piece of another template near the interface point, radius-scaled, 45–90° to the neuron
+  (15 % at 15–40°). Its kind is drawn from the op id alone (`distractor_kind`; a stream of its own, so the
+  far ones are what they were before contact ones existed):
+  - contact (DISTRACTOR_CONTACT_SHARE of ops): it touches or nearly touches the neuron at the point, the
+    hard case of real proofreading (a neighbouring axon, glia, a fragment across a missing section), told
+    apart by direction, continuity and calibre rather than by distance. Half of them end there ("end-on": a
+    moderate branch starting 1–4 nm past the point like a true partner; half of those lie on the base's side,
+    which makes the near-parallel ones an anti-parallel run); the others pass by ("side-on"), their centre
+    line 0–40 nm from the base's end. Within CONTACT_ZONE_NM of the contact the distance they must keep from
+    the neuron grows from 0 to the clearance; beyond it the clearance holds as for a far one.
+  - far (the rest): it passes 250 nm–2 µm from the interface point and is cut where it comes within
+    DISTRACTOR_CLEARANCE_NM of the neuron.
 - AFTER / INITIAL roots: the neuron as the *next* operation of its log finds it, so every merge's before root
   lacks exactly that merge's partner and every split's before root carries exactly that split's graft. One
   edit at a time: the neuron's other edits are not replayed onto it.
@@ -45,8 +55,14 @@ DISTRACTOR_CLEARANCE_NM = 150.0  # minimum centre-line distance between a distra
 DISTRACTOR_PARALLEL_SHARE = 0.15  # distractors running nearly parallel (15–40°) to the neuron
 DISTRACTOR_REACH_NM = (3_000.0, 12_000.0)  # path length of the piece around its closest node
 DISTRACTOR_RADIUS_SCALE = (0.5, 2.0)
+DISTRACTOR_CONTACT_SHARE = 0.5  # distractors that touch or nearly touch the neuron at the interface point
+CONTACT_END_ON_SHARE = 0.5  # contact distractors that end at the point (the others pass by it side-on)
+CONTACT_BACKWARD_SHARE = 0.5  # end-on ones lying on the base's side (180° minus the drawn angle)
+CONTACT_SIDE_GAP_NM = (0.0, 40.0)  # centre line of a side-on one to the base's end at the point
+CONTACT_ZONE_NM = 1_000.0  # a contact one may be closer than the clearance only this near its contact node
+_ATTEMPTS, _ENOUGH_ATTEMPTS, _ENOUGH_KEPT = 32, 8, 0.8  # orientations tried per distractor
 _STREAM_OPS = 12
-_ROLE_MERGE, _ROLE_GRAFT, _ROLE_DISTRACTOR = 1, 2, 3
+_ROLE_MERGE, _ROLE_GRAFT, _ROLE_DISTRACTOR, _ROLE_CONTACT = 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -140,31 +156,53 @@ def _split_before(lay: Layout, op: int) -> Tree:
     return pl.join(pl.neuron_tree(lay, s.neuron), _graft(lay, op, s), s.node)
 
 
+def distractor_kind(profile_name: str, operation_id: int) -> str:
+    """``contact`` or ``far``: the kind of the operation's distractor (see the module docstring)."""
+    rng = _rng(pl.layout(profile_name), int(operation_id), _ROLE_CONTACT)
+    return "contact" if rng.random() < DISTRACTOR_CONTACT_SHARE else "far"
+
+
 def _distractor(lay: Layout, op: int, is_merge: bool) -> Tree:
-    """A piece of another template passing near the interface point, clear of the neuron's centre line."""
+    """The op's distractor: a contact one for DISTRACTOR_CONTACT_SHARE of the ops, else a far one."""
+    s = pl.site(lay, op, is_merge)
+    rng = _rng(lay, op, _ROLE_CONTACT)
+    if rng.random() < DISTRACTOR_CONTACT_SHARE:  # the draw distractor_kind makes
+        return _contact_distractor(lay, op, s, is_merge, rng)
+    return _far_distractor(lay, s, _rng(lay, op, _ROLE_DISTRACTOR), op)
+
+
+def _angle(rng: np.random.Generator) -> float:
+    """A distractor's angle to the neuron (radians): 45–90°, or 15–40° for DISTRACTOR_PARALLEL_SHARE."""
+    parallel = rng.random() < DISTRACTOR_PARALLEL_SHARE
+    return float(np.radians(rng.uniform(15.0, 40.0) if parallel else rng.uniform(45.0, 90.0)))
+
+
+def _neuron_line(lay: Layout, s: Site, span_nm: float):
+    """KD-tree of the neuron's centre line (samples SAMPLE_STEP_NM apart) on the edges that can come within
+    `span_nm` (plus the edge's own length) of the interface point."""
     from scipy.spatial import cKDTree
 
-    s = pl.site(lay, op, is_merge)
-    rng = _rng(lay, op, _ROLE_DISTRACTOR)
-    t = _other_template(lay, s, rng)
-    w = int(t.split_candidates[rng.integers(len(t.split_candidates))])
-    reach = rng.uniform(*DISTRACTOR_REACH_NM)
-    piece, w_local = _geodesic_piece(t, w, reach)
-    radius = piece.radius * np.exp(rng.uniform(*np.log(DISTRACTOR_RADIUS_SCALE)))
-    distance = np.exp(rng.uniform(*np.log(DISTRACTOR_DISTANCE_NM)))
-    farthest = 2 * DISTRACTOR_DISTANCE_NM[1]  # retries move the piece out, up to this far
     neuron = pl.neuron_tree(lay, s.neuron)
     child = np.flatnonzero(neuron.parent >= 0)
     a, b = neuron.xyz[child], neuron.xyz[neuron.parent[child]]
+    near = np.linalg.norm(a - s.point, axis=1) < span_nm + np.linalg.norm(b - a, axis=1)
+    return cKDTree(pl.edge_samples(a[near], b[near], pl.SAMPLE_STEP_NM)[0])
+
+
+def _far_distractor(lay: Layout, s: Site, rng: np.random.Generator, op: int) -> Tree:
+    """A piece of another template passing near the interface point, clear of the neuron's centre line."""
+    t = _other_template(lay, s, rng)
+    w = int(t.split_candidates[rng.integers(len(t.split_candidates))])
+    reach = rng.uniform(*DISTRACTOR_REACH_NM)
+    piece, w_local = pl.geodesic_piece(t, w, reach)
+    radius = piece.radius * np.exp(rng.uniform(*np.log(DISTRACTOR_RADIUS_SCALE)))
+    distance = np.exp(rng.uniform(*np.log(DISTRACTOR_DISTANCE_NM)))
+    farthest = 2 * DISTRACTOR_DISTANCE_NM[1]  # retries move the piece out, up to this far
     # only edges that can come near the piece: an end within its range plus the edge's own length
-    span = reach + farthest + DISTRACTOR_CLEARANCE_NM + 2 * pl.SAMPLE_STEP_NM + np.linalg.norm(b - a, axis=1)
-    near = np.linalg.norm(a - s.point, axis=1) < span
-    neuron_line = cKDTree(pl.edge_samples(a[near], b[near], pl.SAMPLE_STEP_NM)[0])
+    neuron_line = _neuron_line(lay, s, reach + farthest + DISTRACTOR_CLEARANCE_NM + 2 * pl.SAMPLE_STEP_NM)
     best: Tree | None = None
-    for attempt in range(32):  # the orientation that keeps most of the piece clear of the neuron
-        parallel = rng.random() < DISTRACTOR_PARALLEL_SHARE
-        angle = np.radians(rng.uniform(15.0, 40.0) if parallel else rng.uniform(45.0, 90.0))
-        target = pl.direction_at_angle(s.direction, angle, rng.uniform(0, 2 * np.pi))
+    for attempt in range(_ATTEMPTS):  # the orientation that keeps most of the piece clear of the neuron
+        target = pl.direction_at_angle(s.direction, _angle(rng), rng.uniform(0, 2 * np.pi))
         normal = np.cross(s.direction, target)
         normal /= np.linalg.norm(normal)
         rot = pl.rotation_taking(t.direction[w], target, rng.uniform(0, 2 * np.pi))
@@ -174,46 +212,87 @@ def _distractor(lay: Layout, op: int, is_merge: bool) -> Tree:
             distance = min(1.15 * distance, farthest)
         elif best is None or len(kept.parent) > len(best.parent):
             best = kept
-        if best is not None and (attempt >= 7 or len(best.parent) >= 0.8 * len(piece.parent)):
+        if _settled(best, attempt, piece):
             return best
     if best is None:
         raise RuntimeError(f"no clear placement for the distractor of operation {op}")  # never seen
     return best
 
 
-def _clear_of(tree: Tree, w: int, line) -> Tree | None:
+def _contact_distractor(lay: Layout, op: int, s: Site, is_merge: bool, rng: np.random.Generator) -> Tree:
+    """A piece of another template touching the neuron at the interface point: end-on (its root 1–4 nm past
+    the point) or side-on (passing 0–40 nm from the base's end)."""
+    t = _other_template(lay, s, rng)
+    reach = rng.uniform(*DISTRACTOR_REACH_NM)
+    end_on = rng.random() < CONTACT_END_ON_SHARE
+    if end_on:  # a moderate branch from its start: the piece ends at the contact
+        w = int(t.merge_candidates[rng.integers(len(t.merge_candidates))])
+        (piece, axis), w_local = pl.downstream_piece(t, w, reach), 0
+        offset = rng.uniform(*INTERFACE_HALF_GAP_NM)
+    else:
+        w = int(t.split_candidates[rng.integers(len(t.split_candidates))])
+        piece, w_local = pl.geodesic_piece(t, w, reach)
+        axis = t.direction[w]
+        offset = rng.uniform(*CONTACT_SIDE_GAP_NM)
+    radius = piece.radius * np.exp(rng.uniform(*np.log(DISTRACTOR_RADIUS_SCALE)))
+    base_end = s.point
+    if is_merge:  # the base root ends 1–4 nm before the point (_merge_parts)
+        base_end = s.point - _rng(lay, op, _ROLE_MERGE).uniform(*INTERFACE_HALF_GAP_NM) * s.direction
+    neuron_line = _neuron_line(lay, s, reach + DISTRACTOR_CLEARANCE_NM + 2 * pl.SAMPLE_STEP_NM + offset)
+    best: Tree | None = None
+    for attempt in range(_ATTEMPTS):
+        angle = _angle(rng)
+        if end_on and rng.random() < CONTACT_BACKWARD_SHARE:
+            angle = np.pi - angle
+        target = pl.direction_at_angle(s.direction, angle, rng.uniform(0, 2 * np.pi))
+        if end_on:
+            contact = s.point + offset * target
+        else:
+            normal = np.cross(s.direction, target)
+            contact = base_end + offset * normal / np.linalg.norm(normal)
+        rot = pl.rotation_taking(axis, target, rng.uniform(0, 2 * np.pi))
+        xyz = (piece.xyz - piece.xyz[w_local]) @ rot.T + contact
+        kept = _clear_of(Tree(xyz, piece.parent, radius), w_local, neuron_line, contact)
+        if kept is not None and (best is None or len(kept.parent) > len(best.parent)):
+            best = kept
+        if _settled(best, attempt, piece):
+            return best
+    raise RuntimeError(f"no placement keeps 3 nodes of the contact distractor of op {op}")  # never seen
+
+
+def _settled(best: Tree | None, attempt: int, piece: Tree) -> bool:
+    """Stop trying orientations: most of the piece is kept, or enough were tried and one kept 3 nodes."""
+    if best is None:
+        return False
+    return attempt >= _ENOUGH_ATTEMPTS - 1 or len(best.parent) >= _ENOUGH_KEPT * len(piece.parent)
+
+
+def _clear_of(tree: Tree, w: int, line, contact: np.ndarray | None = None) -> Tree | None:
     """The part of `tree` still connected to node w once every edge that comes within the clearance of `line`
     is cut (both sides are sampled every SAMPLE_STEP_NM, so that step is added as a margin); None if w itself
-    is too close or fewer than 3 nodes are left."""
-    need = DISTRACTOR_CLEARANCE_NM + pl.SAMPLE_STEP_NM
-    node_gap = line.query(tree.xyz)[0]
-    if node_gap[w] < need:
+    is too close or fewer than 3 nodes are left. With a `contact` point, the required distance grows linearly
+    from 0 at the contact to the clearance at CONTACT_ZONE_NM from it."""
+    full = DISTRACTOR_CLEARANCE_NM + pl.SAMPLE_STEP_NM
+
+    def need(xyz: np.ndarray) -> np.ndarray | float:
+        if contact is None:
+            return full
+        return full * np.minimum(np.linalg.norm(xyz - contact, axis=1) / CONTACT_ZONE_NM, 1.0)
+
+    node_close = line.query(tree.xyz)[0] < need(tree.xyz)
+    if node_close[w]:
         return None
     child = np.flatnonzero(tree.parent >= 0)
     points, edge = pl.edge_samples(tree.xyz[child], tree.xyz[tree.parent[child]], pl.SAMPLE_STEP_NM)
-    edge_gap = np.full(len(child), np.inf)
-    np.minimum.at(edge_gap, edge, line.query(points)[0])
+    close = np.bincount(edge[line.query(points)[0] < need(points)], minlength=len(child)) > 0
     cut = np.zeros(len(tree.parent), dtype=bool)
-    cut[child] = (edge_gap < need) | (node_gap[child] < need) | (node_gap[tree.parent[child]] < need)
+    cut[child] = close | node_close[child] | node_close[tree.parent[child]]
     top = np.arange(len(tree.parent))
     for j in child.tolist():  # parents come first
         if not cut[j]:
             top[j] = top[tree.parent[j]]
     nodes = np.flatnonzero(top == top[w])
     return pl.induced(tree, nodes) if len(nodes) >= 3 else None
-
-
-def _geodesic_piece(t: Template, w: int, reach: float) -> tuple[Tree, int]:
-    """The nodes of template t within `reach` nm of node w along the tree; (piece, w's index in it)."""
-    lca = np.zeros(t.n_nodes, dtype=np.int64)
-    path = [w]
-    while t.parent[path[-1]] >= 0:
-        path.append(int(t.parent[path[-1]]))
-    for a in reversed(path):  # root first; deeper ancestors overwrite their subtree range
-        lca[a : a + t.subtree_size[a]] = a
-    d = t.root_distance_nm
-    nodes = np.flatnonzero(d + d[w] - 2 * d[lca] <= reach)
-    return pl.induced(pl.template_tree(t), nodes), int(np.searchsorted(nodes, w))
 
 
 # ---- root ids ----------------------------------------------------------------------------------------------

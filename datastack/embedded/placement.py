@@ -18,7 +18,12 @@ import numpy as np
 
 from proofpilot.datastack.embedded import ids
 from proofpilot.datastack.embedded.profiles import get_profile
-from proofpilot.datastack.embedded.templates import Template, TemplateSet, load_templates
+from proofpilot.datastack.embedded.templates import (
+    DIRECTION_BASELINE_NM,
+    Template,
+    TemplateSet,
+    load_templates,
+)
 
 MAX_TILT_DEG = 25.0  # per-neuron tilt away from the template's (fly brain) orientation
 SAMPLE_STEP_NM = 50.0  # centre lines are compared as points this far apart
@@ -167,6 +172,30 @@ def induced(tree: Tree, nodes: np.ndarray) -> Tree:
     local[nodes] = np.arange(len(nodes))
     parent = np.where(tree.parent[nodes] >= 0, local[np.maximum(tree.parent[nodes], 0)], -1)
     return Tree(tree.xyz[nodes], parent, tree.radius[nodes])
+
+
+def geodesic_piece(t: Template, w: int, reach: float) -> tuple[Tree, int]:
+    """The nodes of template t within `reach` nm of node w along the tree; (piece, w's index in it)."""
+    lca = np.zeros(t.n_nodes, dtype=np.int64)
+    path = [w]
+    while t.parent[path[-1]] >= 0:
+        path.append(int(t.parent[path[-1]]))
+    for a in reversed(path):  # root first; deeper ancestors overwrite their subtree range
+        lca[a : a + t.subtree_size[a]] = a
+    d = t.root_distance_nm
+    nodes = np.flatnonzero(d + d[w] - 2 * d[lca] <= reach)
+    return induced(template_tree(t), nodes), int(np.searchsorted(nodes, w))
+
+
+def downstream_piece(t: Template, w: int, reach: float) -> tuple[Tree, np.ndarray]:
+    """The nodes of w's subtree within `reach` nm of w along the tree (w is the piece's root, index 0), and
+    the unit vector from w towards the piece's nodes within DIRECTION_BASELINE_NM of path."""
+    d = t.root_distance_nm[w : w + t.subtree_size[w]] - t.root_distance_nm[w]
+    nodes = w + np.flatnonzero(d <= reach)
+    piece = induced(template_tree(t), nodes)
+    axis = piece.xyz[d[nodes - w] <= DIRECTION_BASELINE_NM].mean(axis=0) - piece.xyz[0]
+    norm = np.linalg.norm(axis)
+    return piece, axis / norm if norm > 0 else t.direction[w]
 
 
 def edge_samples(a: np.ndarray, b: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
