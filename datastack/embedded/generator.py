@@ -6,11 +6,11 @@ in well under a second even for the 139,255-neuron fly table); a neuron's change
 from `(seed, neuron index)` and its pair's shared splits from `(seed, pair index)`, so the two logs that
 contain a shared split agree on it. Identifiers follow `ids.py` exactly.
 
-Calibration: counts are lognormal with a soft upper tail, rescaled so that the population mean is the
-profile's target, then nudged by ±1 on seed-chosen neurons so that the total is exactly round(N · target
-mean); merge counts are Binomial(n, p_i) with p_i ~ Beta around the target share, nudged the same way to hit
-the pooled share exactly. Per-neuron counts include the splits a neuron shares with its pair partner (they are
-in both logs, as in CAVE)."""
+Calibration: counts are lognormal with a reshaped upper tail (and optionally a soft ceiling), rescaled so that
+the population mean is the profile's target, then nudged by ±1 on seed-chosen neurons so that the total is
+exactly round(N · target mean); merge counts are Binomial(n, p_i) with p_i ~ Beta around the target share,
+nudged the same way to hit the pooled share exactly. Per-neuron counts include the splits a neuron shares with
+its pair partner (they are in both logs, as in CAVE)."""
 
 from __future__ import annotations
 
@@ -99,6 +99,9 @@ def _draw_counts(profile: Profile, rng: np.random.Generator) -> np.ndarray:
     if np.isfinite(m.tail_knee):
         knee = m.tail_knee
         x = np.where(x > knee, knee * (x / knee) ** m.tail_power, x)
+    if np.isfinite(m.ceiling_knee):
+        ceiling = m.ceiling_knee
+        x = np.where(x > ceiling, ceiling * (x / ceiling) ** m.ceiling_power, x)
     if m.zero_share:
         x[rng.random(profile.n_neurons) < m.zero_share] = 0.0
     cap = min(m.max_edits, ids.OWN_OPS_CAP)

@@ -1,9 +1,17 @@
 """The two profiles of the embedded datastack: what each imitates and the parameters its generator draws from.
 
-Targets come from the seed write-up's committed samples (shared/reference/connectomebench.md §3): mouse-like
-(MICrONS minnie65) 421.75 ± 266 edits per proofread neuron, median 354, p95 964, 47.1 % merges; fly-like
-(FlyWire FAFB) about 18.4 ± 36, median 8, p95 about 60, 72.9 % merges (the mid-point of the n=100 and n=500
-samples)."""
+Targets come from the seed write-up's committed samples (shared/reference/connectomebench.md §3).
+Mouse-like (MICrONS minnie65): 421.75 ± 266 edits per proofread neuron, median 354, p95 964, 47.1 % merges.
+Fly-like (FlyWire FAFB): the seed's n=100 and n=500 fly samples come from one run, successive draws of one RNG
+stream, so they are independent simple random samples (expected overlap 0.4 of 139,255 neurons). They are
+pooled into one sample of 600, which weights each by its size (the precision-weighted combination): 1,784 +
+9,512 = 11,296 edits, mean 18.83 (the issue's "19 ± 36" to its precision); 1,282 + 7,028 = 8,310 merges =
+73.57 % (inside its 72-74 %); pooled sd 36.2; median 8; p95 60-61; top 5 % holding 36-37 % of edits. The
+n=1000 sample is left out: drawn in a later run with the same seed 42, it likely begins with the n=100 draw
+(§5). The generated population: mean 18.83, sd 36.1, median 8, p95 63, p99 190, max 660, top 5 % = 36.8 % of
+edits, 73.57 % merges. A lognormal body with one tail knee cannot hold median 8, p95 near 61 and that top-5 %
+share at this mean with an sd below about 40; the soft ceiling compresses the extreme tail instead (a hard cap
+would pile hundreds of neurons onto one value)."""
 
 from __future__ import annotations
 
@@ -15,14 +23,18 @@ from proofpilot.errors import ConfigError
 @dataclass(frozen=True)
 class CountModel:
     """Per-neuron edit counts: a lognormal around `median`, reshaped above `tail_knee`
-    (x -> knee·(x/knee)^power: power < 1 thins the tail, > 1 fattens it), rescaled, rounded and capped at
-    `max_edits`, then nudged so that the population mean is exactly `target_mean`."""
+    (x -> knee·(x/knee)^power: power < 1 thins the tail, > 1 fattens it) and again above `ceiling_knee`
+    (same map with `ceiling_power`, < 1 to compress the extreme tail; both knees in the units of `median`),
+    rescaled, rounded and capped at `max_edits`, then nudged so that the population mean is exactly
+    `target_mean`."""
 
     median: float
     sigma: float
     target_mean: float
     tail_knee: float = float("inf")
     tail_power: float = 1.0
+    ceiling_knee: float = float("inf")
+    ceiling_power: float = 1.0
     min_edits: int = 0
     max_edits: int = 8000  # hard cap (never above ids.OWN_OPS_CAP)
     zero_share: float = 0.0  # neurons with no edit at all, on top of those that round to zero
@@ -105,14 +117,16 @@ FAFB_SYNTHETIC = Profile(
     n_neurons=139_255,
     counts=CountModel(
         median=8.0,
-        sigma=1.2,
-        target_mean=18.4,
-        tail_knee=60.0,
-        tail_power=1.2,
-        max_edits=950,
+        sigma=1.21,
+        target_mean=11_296 / 600,  # the seed's n=100 and n=500 fly samples pooled (module docstring)
+        tail_knee=65.0,
+        tail_power=1.35,
+        ceiling_knee=280.0,
+        ceiling_power=0.3,
+        max_edits=950,  # not reached (max 660)
         zero_share=0.015,
     ),
-    merges=MergeModel(target_share=0.729, concentration=3.0),
+    merges=MergeModel(target_share=8_310 / 11_296, concentration=3.0),
     shared_split_probability=0.08,
     n_users=1400,
     user_affiliations=("Princeton", "Cambridge", "Vienna BioCenter", "Janelia", "FlyWire Community"),
