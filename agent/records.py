@@ -5,7 +5,7 @@ Error reasons are short, bounded labels (safe as Prometheus label values):
 - invalid answers, retried up to the client's limit: `length`, `empty_answer`, `invalid_json`,
   `schema_mismatch`, `invalid_response` (a 200 whose body is not a chat completion);
 - transport failures, retried by the OpenAI SDK with backoff: `connection`, `timeout`, `server_error`,
-  `rate_limited`;
+  `rate_limited` (a pilot never stores them as a verdict: it asks the task again once the server answers);
 - request errors, never retried: `context_length` (prompt over the model's context), `bad_request`,
   `unknown_model`, `api_error` (any other HTTP status), `client_error` (a bug on our side; logged).
 """

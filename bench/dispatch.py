@@ -32,13 +32,12 @@ from proofpilot.agent.client import AgentClient
 from proofpilot.agent.prompt import build_request
 from proofpilot.orchestrator.dispatch import (
     Dispatcher,
-    RayOptions,
     WorkItem,
-    ray_session,
     start_llm_workers,
     stop_workers,
 )
 from proofpilot.orchestrator.pilot_session import PilotSession
+from proofpilot.orchestrator.ray_session import RayOptions, ray_session
 from proofpilot.orchestrator.records import DecisionTask
 from proofpilot.orchestrator.store import RunStore
 from proofpilot.telemetry.metrics import NoOpDecisionLogger, PrometheusDecisionLogger

@@ -6,7 +6,8 @@ whether a verdict was lost, duplicated or rewritten.
    never be read (a sticky, non-retried HTTP 400 on 60 % of the change-log calls): those neurons must be
    error rows; then the run is resumed once the server answers again.
 2. LLM server restart: the real vLLM CPU server (tiny Qwen2) is restarted while a pilot is dispatching to
-   it (the restart is triggered once the store holds verdicts), then the run is resumed.
+   it (the restart is triggered once the store holds verdicts); requests that fail are logged in
+   llm_errors.jsonl and their tasks asked again once the server answers; then the run is resumed.
 3. Malformed model output: an OpenAI-compatible endpoint answers a share of the requests with broken JSON,
    off-schema JSON, cut-off or empty answers or a non-JSON body (tests/fake_llm.py's behaviours).
 4. SIGKILL mid-run, then `--resume` (against bench/openai_stub.py answering after 0.2 s).
@@ -280,6 +281,7 @@ def cave_logs_lost(work: Path, ray_tmp: str) -> Figures:
 
 def llm_restart(work: Path, ray_tmp: str) -> Figures:
     from proofpilot.agent.serving import CpuServerConfig, VllmCpuServer, unavailable_reason
+    from proofpilot.orchestrator.store import read_llm_errors
 
     config = CpuServerConfig(log_path=work / "vllm.log")
     reason = unavailable_reason(config)
@@ -299,11 +301,12 @@ def llm_restart(work: Path, ray_tmp: str) -> Figures:
             proc.communicate(timeout=600)
         resumed = run_pilot_cli([*args, "--resume"], ray_tmp)
     book = ledger(run_dir)
+    failed = read_llm_errors(run_dir)  # transport failures are logged apart; their tasks are re-queued
     survived = proc.returncode == 0 and resumed.returncode == 0
     return Figures("2 LLM server restart", f"restart after {at_restart} verdicts, {outage_s:.0f} s down",
                    survived, book, complete_lines(store).startswith(before),
-                   f"{book.outcomes.get('error', 0)} stored as errors {book.reasons} (final: resume "
-                   "re-asks nothing)")  # fmt: skip
+                   f"{len(failed)} requests failed {dict(Counter(e['reason'] for e in failed))}, "
+                   f"their tasks asked again; {book.outcomes.get('error', 0)} error verdicts")  # fmt: skip
 
 
 def malformed_output(work: Path, ray_tmp: str) -> Figures:

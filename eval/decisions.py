@@ -4,8 +4,9 @@
     write_eval(report, rows, out_dir)      -> eval.json + eval_rows.parquet
 
 Metrics per (agent, op ∈ merge | split | all): accuracy, precision, recall, F1, specificity (from one
-confusion matrix, no-answer convention in `decisions_rows`), answered accuracy, invalid / error / timeout
-rates, LLM calls and HTTP attempts per edit (edit = one ground-truth operation), decisions per edit, latency
+confusion matrix, no-answer convention in `decisions_rows`), answered accuracy, invalid / error rates per
+task, transport error and timeout rates per LLM request (llm_errors.jsonl joined), LLM calls and HTTP
+attempts per edit (failed requests included) (edit = one ground-truth operation), decisions per edit, latency
 quantiles (client wall time per decision: a latency, not a cost). Accuracy is also reported against the
 neuron's edit count: by quartile of the sampled neurons' counts and heavy tail (above the sample's p95) vs
 the rest, with the difference's CI. Agents run on the same tasks are compared with a paired interval.
@@ -52,7 +53,8 @@ RATIOS = {
     "no_answer_rate": ("no_answer", "n", True),
     "invalid_rate": ("invalid", "n", True),
     "error_rate": ("error", "n", True),
-    "timeout_rate": ("timeout", "n", True),
+    "transport_error_rate": ("transport_errors", "llm_requests", True),
+    "timeout_rate": ("timeouts", "llm_requests", True),
     "calls_per_edit": ("answers", "ops", False),
     "attempts_per_edit": ("attempts", "ops", False),
     "decisions_per_edit": ("n", "ops", False),
@@ -67,11 +69,15 @@ UNITS = {
     "answered_accuracy": "correct / tasks with a usable answer, 0-1",
     "no_answer_rate": "tasks without a usable answer / tasks, 0-1",
     "invalid_rate": "tasks whose answers failed the schema (after retries) / tasks, 0-1",
-    "error_rate": "tasks lost to transport or request errors (timeouts included) / tasks, 0-1",
-    "timeout_rate": "tasks whose final error was a timeout / tasks, 0-1",
+    "error_rate": "tasks whose request was refused (HTTP 400, e.g. a prompt over the context) / tasks, 0-1 "
+    "(runs made before transport failures were asked again also count those here)",
+    "transport_error_rate": "LLM requests that failed in transport (connection, timeout, HTTP 5xx or 429, "
+    "after the client's retries; the task was asked again) / LLM requests (one ask of a task), 0-1",
+    "timeout_rate": "LLM requests that timed out (after the client's retries) / LLM requests, 0-1",
     "calls_per_edit": "completed LLM responses (retries of invalid answers included) per ground-truth "
     "operation",
-    "attempts_per_edit": "HTTP requests sent (transport retries included) per ground-truth operation",
+    "attempts_per_edit": "HTTP requests sent (transport retries and failed requests included) per "
+    "ground-truth operation",
     "decisions_per_edit": "decision tasks per ground-truth operation",
     "latency_mean_s": "seconds of client wall time per decision (a latency, not a cost)",
     "latency_p50_s": "seconds, median client wall time per decision (a latency, not a cost)",
@@ -157,8 +163,11 @@ def _columns(rows: pd.DataFrame) -> pd.DataFrame:
         "answered": rows["answered"].to_numpy(bool), "no_answer": ~rows["answered"].to_numpy(bool),
         "invalid": (rows["outcome"] == "invalid").to_numpy(),
         "error": (rows["outcome"] == "error").to_numpy(),
-        "timeout": rows["timeout"].to_numpy(bool), "answers": rows["answers"].to_numpy(float),
-        "attempts": rows["attempts"].to_numpy(float), "ops": first_of_op,
+        "llm_requests": rows["llm_requests"].to_numpy(float),
+        "transport_errors": rows["transport_errors"].to_numpy(float),
+        "timeouts": rows["timeouts"].to_numpy(float),
+        "answers": (rows["answers"] + rows["failed_answers"]).to_numpy(float),
+        "attempts": (rows["attempts"] + rows["failed_attempts"]).to_numpy(float), "ops": first_of_op,
         "latency_s": rows["latency_s"].to_numpy(float),
     }).astype(float)  # fmt: skip
 
@@ -310,10 +319,14 @@ def evaluate(
     ]
     notes = [
         f"{r.label}: {r.n_verdicts} of {r.n_tasks} tasks have verdicts (incomplete run; the missing tasks "
-        "are "
-        "not scored)"
+        "are not scored)"
         for r in runs
         if r.n_tasks is not None and r.n_verdicts < r.n_tasks
+    ] + [
+        f"{r.label}: {r.n_llm_errors_undecided} of {r.n_llm_errors} LLM transport failures are of tasks "
+        "without a verdict and are not in the rates"
+        for r in runs
+        if r.n_llm_errors_undecided
     ]
     bootstrap = {
         "method": CLUSTER_PERCENTILE,
@@ -337,8 +350,9 @@ ROW_COLUMNS = (
     "agent_label", "run_dir", "task_id", "operation_id", "neuron_root_id", "neuron_n_edits", "op_kind",
     "role",
     "label", "decision", "confidence", "valid", "error_reason", "outcome", "positive", "answered",
-    "predicted_positive", "correct", "timeout", "latency_s", "prompt_tokens", "completion_tokens", "attempts",
-    "answers", "model", "prompt_version", "edit_quartile", "heavy_tail",
+    "predicted_positive", "correct", "latency_s", "prompt_tokens", "completion_tokens", "attempts",
+    "answers", "llm_requests", "transport_errors", "timeouts", "transport_failures", "failed_timeouts",
+    "failed_attempts", "failed_answers", "model", "prompt_version", "edit_quartile", "heavy_tail",
 )  # fmt: skip
 
 

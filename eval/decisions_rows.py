@@ -8,6 +8,12 @@ accuracy = correct / all tasks. The no-answer rates are reported beside it, and 
 
 Positive class: `merge` for merge tasks (negative `no_merge`), `split` for split tasks (negative `clean`);
 pooled over op types, positive = "the edit should be made".
+
+Transport failures (connection, timeout, HTTP 5xx/429 after the client's retries) are not decisions: the
+pilot stores them in llm_errors.jsonl and asks the task again. They are joined to their task's row as counts
+(`transport_failures`, `failed_timeouts`, and the HTTP attempts and answers they cost), so the transport and
+timeout rates are per LLM request: a request is one ask of a task (its decision, or a failure). Runs made
+before this stored transport failures as final verdicts; such a verdict still counts as one failed request.
 """
 
 from __future__ import annotations
@@ -20,9 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from proofpilot.agent.records import INVALID_ANSWER_REASONS
+from proofpilot.agent.records import INVALID_ANSWER_REASONS, TRANSPORT_REASONS
 from proofpilot.errors import DataError
-from proofpilot.orchestrator.store import VERDICTS_NAME, read_manifest, read_verdicts
+from proofpilot.orchestrator.store import VERDICTS_NAME, read_llm_errors, read_manifest, read_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,7 @@ REQUIRED = (
 )  # fmt: skip
 TASKS_NAME = "tasks.jsonl"
 PER_NEURON = Path("ingest") / "per_neuron.parquet"
+FAILURE_COLUMNS = ("transport_failures", "failed_timeouts", "failed_attempts", "failed_answers")
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ class RunInfo:
     n_tasks: int | None  # tasks in the run's task list (None: no tasks.jsonl)
     n_verdicts: int
     sessions: int
+    n_llm_errors: int = 0  # transport failures in llm_errors.jsonl
+    n_llm_errors_undecided: int = 0  # of those, failures of tasks without a verdict (not in the rates)
 
 
 def _read_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
@@ -78,6 +87,28 @@ def _read_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
             f"{run_dir}: verdicts of several agents in one run ({sorted(frame['agent'].unique())})"
         )
     return manifest, frame
+
+
+def _with_failures(run_dir: Path, frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """The verdict rows with their task's transport failures as counts (FAILURE_COLUMNS); also the number of
+    failures, and of failures of tasks without a verdict."""
+    errors = read_llm_errors(run_dir)
+    if not errors:
+        return frame.assign(**{c: 0 for c in FAILURE_COLUMNS}), 0, 0
+    failures = pd.DataFrame.from_records(errors)
+    missing = [c for c in ("task_id", "reason", "attempts", "answers") if c not in failures.columns]
+    if missing:
+        raise DataError(f"{run_dir}: LLM error lines lack the field(s) {', '.join(missing)}")
+    per_task = (
+        failures.assign(timeout=failures["reason"] == "timeout")
+        .groupby("task_id")
+        .agg(transport_failures=("reason", "size"), failed_timeouts=("timeout", "sum"),
+             failed_attempts=("attempts", "sum"), failed_answers=("answers", "sum"))
+    )  # fmt: skip
+    joined = frame.merge(per_task, left_on="task_id", right_index=True, how="left")
+    joined[list(FAILURE_COLUMNS)] = joined[list(FAILURE_COLUMNS)].fillna(0).astype(int)
+    undecided = int((~failures["task_id"].isin(frame["task_id"])).sum())
+    return joined, len(failures), undecided
 
 
 def _check_tasks(run_dir: Path, frame: pd.DataFrame) -> int | None:
@@ -105,7 +136,8 @@ def _check_tasks(run_dir: Path, frame: pd.DataFrame) -> int | None:
 
 
 def score(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add positive / answered / predicted_positive / correct / outcome / timeout columns (see module doc)."""
+    """Add positive / answered / predicted_positive / correct / outcome columns, and the LLM requests,
+    transport errors and timeouts of each task (see module doc)."""
     out = frame.copy()
     bad_op = ~out["op_kind"].isin(list(CLASSES))
     if bad_op.any():
@@ -129,7 +161,10 @@ def score(frame: pd.DataFrame) -> pd.DataFrame:
     out["outcome"] = np.select(
         [out["correct"], out["answered"], invalid], ["correct", "incorrect", "invalid"], default="error"
     )
-    out["timeout"] = reason == "timeout"
+    failures = {c: out.get(c, 0) for c in FAILURE_COLUMNS}
+    out["llm_requests"] = (out["attempts"] > 0).astype(int) + failures["transport_failures"]
+    out["transport_errors"] = reason.isin(TRANSPORT_REASONS).astype(int) + failures["transport_failures"]
+    out["timeouts"] = (reason == "timeout").astype(int) + failures["failed_timeouts"]
     return out
 
 
@@ -153,10 +188,12 @@ def load_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, tuple[RunInfo, ...], 
     loaded = []
     for run_dir in run_dirs:
         manifest, frame = _read_run(Path(run_dir))
-        loaded.append((Path(run_dir), manifest, frame, _check_tasks(Path(run_dir), frame)))
-    agents = [f["agent"].iloc[0] for _, _, f, _ in loaded]
+        n_tasks = _check_tasks(Path(run_dir), frame)
+        frame, n_errors, n_undecided = _with_failures(Path(run_dir), frame)
+        loaded.append((Path(run_dir), manifest, frame, n_tasks, n_errors, n_undecided))
+    agents = [f["agent"].iloc[0] for _, _, f, *_ in loaded]
     infos, frames, counts = [], [], []
-    for run_dir, manifest, frame, n_tasks in loaded:
+    for run_dir, manifest, frame, n_tasks, n_errors, n_undecided in loaded:
         config = manifest.get("config", {})
         agent = str(frame["agent"].iloc[0])
         model = config.get("model") or (str(frame["model"].iloc[0]) if "model" in frame else None)
@@ -177,6 +214,8 @@ def load_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, tuple[RunInfo, ...], 
                 n_tasks=n_tasks,
                 n_verdicts=len(frame),
                 sessions=len(manifest.get("sessions", [])),
+                n_llm_errors=n_errors,
+                n_llm_errors_undecided=n_undecided,
             )
         )
         scored = score(frame)

@@ -78,7 +78,8 @@ def _run_items(r: RunInfo) -> str:
     return (
         f"<dt>run {esc(r.label)}</dt><dd>{esc(r.run_dir)}; datastack {esc(r.datastack)}; model "
         f"{esc(r.model)}; prompt version {esc(r.prompt_version)}; {r.n_verdicts} verdicts of {r.n_tasks} "
-        f"tasks in {r.sessions} session(s); config sha256 <code>{esc(r.config_hash)}</code></dd>"
+        f"tasks in {r.sessions} session(s); {r.n_llm_errors} LLM transport failures (their tasks asked "
+        f"again); config sha256 <code>{esc(r.config_hash)}</code></dd>"
         f"<dt>data pin ({esc(r.label)})</dt><dd>materialization {esc(pin.get('materialization_version'))}, "
         f"timestamp {esc(pin.get('timestamp'))}, table {esc(pin.get('table'))}, caveclient "
         f"{esc(pin.get('caveclient_version'))}, servers {esc(json.dumps(pin.get('server_versions')))}</dd>"

@@ -16,7 +16,7 @@ from proofpilot.telemetry.projection import SEED_T_MERGE_S, SEED_T_SPLIT_S
 SEED_T = {"merge": SEED_T_MERGE_S, "split": SEED_T_SPLIT_S}
 NA = f'<td class="na">{DASH}</td>'
 CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "specificity", "answered_accuracy")
-NO_ANSWER = ("no_answer_rate", "invalid_rate", "error_rate", "timeout_rate")
+NO_ANSWER = ("no_answer_rate", "invalid_rate", "error_rate", "transport_error_rate", "timeout_rate")
 CALLS = ("calls_per_edit", "attempts_per_edit", "decisions_per_edit")
 CONFUSION = ("tp", "fp", "tn", "fn", "no_answer_pos", "no_answer_neg")
 LATENCY = ("latency_p50_s", "latency_p90_s", "latency_p99_s", "latency_mean_s")
@@ -25,7 +25,8 @@ HEAD = {
     "accuracy": ["agent", "op", "tasks", "neurons", "accuracy", "precision", "recall", "F1", "specificity",
                  "answered accuracy"],
     "comparison": ["agents", "op", "difference", "same tasks", "note"],
-    "reliability": ["agent", "op", "edits", "no answer", "invalid", "error", "timeout", "LLM calls / edit",
+    "reliability": ["agent", "op", "edits", "no answer", "invalid", "request error",
+                    "transport errors / request", "timeouts / request", "LLM calls / edit",
                     "HTTP attempts / edit", "decisions / edit"],
     "confusion": ["agent", "op", "TP", "FP", "TN", "FN", "no answer, positive", "no answer, negative"],
     "bins": ["agent", "bin", "edits", "neurons", "tasks", "accuracy"],
@@ -42,7 +43,8 @@ CAPTION = {
     "accuracy": "Classification metrics, % (95 % CI)",
     "comparison": "Accuracy difference between agents, percentage points (95 % CI, paired: both agents' rows "
     "from the same neuron draws)",
-    "reliability": "No-answer rates, % (95 % CI), and calls per edit (edit = one ground-truth operation)",
+    "reliability": "No-answer rates per task, transport error and timeout rates per LLM request (a task hit "
+    "by an outage is asked again), % (95 % CI), and calls per edit (edit = one ground-truth operation)",
     "confusion": "Confusion matrices, counts (tasks without an answer are in FN / FP already)",
     "bins": "Accuracy by the neuron's edit count, % (all tasks, 95 % CI): quartiles of the sampled neurons' "
     "counts, and the heavy tail above the sample's p95 ({threshold:g} edits)",

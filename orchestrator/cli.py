@@ -2,7 +2,7 @@
 
     proofpilot pilot --datastack fafb_synthetic --neurons 100 --max-ops-per-neuron 2 \\
         --llm-url http://127.0.0.1:8011/v1 --model tinyqwen --gpus-per-endpoint 1 --run-dir runs/p1
-    proofpilot pilot ... --run-dir runs/p1 --resume          # after a crash or Ctrl-C
+    proofpilot pilot ... --run-dir runs/p1 --resume          # after a crash, Ctrl-C or an LLM outage
     proofpilot pilot --datastack fafb_synthetic --neurons 20 --agent baseline --run-dir runs/b1
 """
 
@@ -13,9 +13,17 @@ from pathlib import Path
 
 import click
 
+from proofpilot.errors import DataError
+from proofpilot.orchestrator.outage import DEFAULT_OUTAGE_WAIT_S
 from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT
 
 log = logging.getLogger(__name__)
+
+
+class LlmUnavailableError(DataError):
+    """No LLM endpoint answered for the outage wait; what is stored stays, the rest waits for --resume."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
 
 
 def _split_urls(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -114,6 +122,16 @@ def _split_urls(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
     show_default=True,
     help="LLM request timeout, seconds.",
 )
+@click.option(
+    "--outage-wait",
+    "outage_wait_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_OUTAGE_WAIT_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="Tasks hit by an LLM outage are asked again once the server answers; stop (exit 75, resumable) "
+    "when no endpoint has answered for this long.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def pilot(
     datastack: str,
@@ -134,6 +152,7 @@ def pilot(
     skeleton_layer: str | None,
     scrape_interval: float,
     request_timeout_s: float,
+    outage_wait_s: float,
     progress: bool,
 ) -> None:
     """Dispatch a pilot's merge/split decisions to an agent through Ray and measure what they cost.
@@ -142,6 +161,7 @@ def pilot(
     decision tasks, sends them to the LLM endpoints (async Ray actors, bounded in-flight requests) or to the
     baseline, stores every verdict as it arrives (RUN_DIR/verdicts.jsonl), serves Prometheus metrics on
     127.0.0.1, scrapes vLLM's /metrics and writes RUN_DIR/cost.json. Ctrl-C stops cleanly; --resume continues.
+    Tasks hit by an LLM outage are asked again when the server is back (failures: RUN_DIR/llm_errors.jsonl).
     """
     from proofpilot.orchestrator.pilot import PilotConfig, run_pilot
 
@@ -150,7 +170,8 @@ def pilot(
         server_address=server_address, table=table, max_ops_per_neuron=max_ops_per_neuron,
         gpus_per_endpoint=gpus_per_endpoint, concurrency=concurrency, ray_address=ray_address,
         metrics_port=metrics_port, resume=resume, seed=seed, skeleton_layer=skeleton_layer,
-        scrape_interval_s=scrape_interval, request_timeout_s=request_timeout_s, progress=progress,
+        scrape_interval_s=scrape_interval, request_timeout_s=request_timeout_s, outage_wait_s=outage_wait_s,
+        progress=progress,
     )  # fmt: skip
     result = run_pilot(config)
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())) or "none"
@@ -158,10 +179,17 @@ def pilot(
         f"{result.n_stored} of {result.n_tasks} tasks have verdicts ({result.n_new} new this session: "
         f"{outcomes}; {result.decisions_per_s:.1f} decisions/s); run dir {result.run_dir}"
     )
+    if result.llm_errors:
+        click.echo(f"LLM transport failures: {result.llm_errors} (asked again; see llm_errors.jsonl)")
     if result.cost_path is not None:
         click.echo(f"cost: {result.cost_path}")
     for note in result.notes:
         click.echo(f"note: {note}")
+    if result.unavailable:
+        raise LlmUnavailableError(
+            f"no LLM endpoint answered for {outage_wait_s:g} s: {result.undecided} of {result.n_tasks} tasks "
+            f"are undecided; rerun with --resume once the server is back ({run_dir})"
+        )
     if result.interrupted:
         click.echo(
             f"proofpilot: interrupted; continue with the same command and --resume ({run_dir})", err=True

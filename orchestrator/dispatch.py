@@ -1,7 +1,6 @@
 """Ray dispatch: async actors per LLM endpoint, bounded in-flight requests, results consumed as they finish.
 
-- Ray starts locally (`ray.init()` sized to the machine, no dashboard, worker logs not forwarded, a short
-  temp dir outside $HOME) or joins a cluster (`address`). An already running Ray is reused and left running.
+- Ray itself is started or joined by `orchestrator.ray_session`.
 - Each endpoint gets one or more async actors (`max_concurrency` = its share of the endpoint's concurrency,
   and the agent client's own semaphore at the same bound). The driver submits `.remote()` calls itself,
   never through `ray.util.ActorPool` (which keeps one call per actor in flight), always to the worker with
@@ -11,6 +10,11 @@
   request at a time; each request of a batch is still its own concurrent HTTP request.
 - Results go to `on_verdicts` in the driver in batches (everything `ray.wait` found ready), so the caller
   stores and records them in one place: prometheus_client is per process (serving-and-cost.md §5.2).
+- A verdict that is a transport failure (agent.records.TRANSPORT_REASONS, after the client's own retries) is
+  not a decision: it goes to `on_failures`, its task back to the queue, and its endpoint is held until it
+  answers again (orchestrator.outage: probes with capped exponential backoff; the other endpoints keep
+  working). When no endpoint has answered for `outage_wait_s`, the loop stops (`unavailable=True`) and the
+  undecided tasks stay undecided.
 - Ctrl-C (SIGINT) or SIGTERM stop the loop between batches: nothing is submitted any more, pending calls are
   cancelled, and every verdict already handed over stays handed over. A second Ctrl-C aborts at once.
 - Actors and remote functions are defined once, at module level (a class defined in a loop is re-exported
@@ -23,21 +27,20 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import signal
-import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 from tqdm.auto import tqdm
 
-from proofpilot.agent.records import Verdict
+from proofpilot.agent.records import TRANSPORT_REASONS, Verdict
 from proofpilot.errors import ConfigError, DataError, ProofpilotError
+from proofpilot.orchestrator.outage import EndpointHealth
 from proofpilot.telemetry.metrics import DecisionStatLogger, NoOpDecisionLogger
 
 log = logging.getLogger(__name__)
@@ -45,65 +48,6 @@ log = logging.getLogger(__name__)
 WAIT_SLICE_S = 0.25  # how often the loop wakes up to notice a stop request
 ACTOR_START_TIMEOUT_S = 120.0
 DEFAULT_ACTOR_CAPACITY = 32  # requests in flight per actor before another actor is added per endpoint
-
-
-# -- Ray session --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RayOptions:
-    """How to reach Ray: `address=None` starts a local instance for this run."""
-
-    address: str | None = None
-    num_cpus: int | None = None  # local only; None = the machine's cores
-    temp_dir: str | None = None  # local only; None = $PROOFPILOT_RAY_TMPDIR or /tmp/pp-ray-<uid>
-
-
-def default_temp_dir() -> str:
-    """A short path (unix socket paths are limited to ~107 bytes) that is not under $HOME."""
-    return os.environ.get("PROOFPILOT_RAY_TMPDIR") or os.path.join(
-        tempfile.gettempdir(), f"pp-ray-{os.getuid()}"
-    )
-
-
-@contextlib.contextmanager
-def ray_session(options: RayOptions = RayOptions()) -> Iterator[bool]:
-    """Make sure Ray is up for the block; yields True if this block started it (and will shut it down)."""
-    if ray.is_initialized():
-        yield False
-        return
-    kwargs: dict[str, Any] = {
-        "log_to_driver": False,
-        "configure_logging": True,
-        "logging_level": logging.WARNING,
-    }
-    if options.address:
-        kwargs["address"] = options.address
-    else:
-        # Ray 2.60 turns token auth on for a new local instance (token in ~/.ray/auth_token) and says so
-        # with a warning on every start; keep the auth, drop the warning
-        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a pilot sends nothing home
-        # Ray runs workers at niceness 15; the actors are the pilot's request path, and at 15 any other busy
-        # process on the node (vLLM's own API server, on a small node) starves them and the server's queue
-        os.environ.setdefault("RAY_worker_niceness", "0")
-        temp_dir = options.temp_dir or default_temp_dir()
-        os.makedirs(temp_dir, exist_ok=True)
-        kwargs.update(
-            num_cpus=options.num_cpus or os.cpu_count() or 1,
-            include_dashboard=False,
-            _temp_dir=temp_dir,
-        )
-    started = time.perf_counter()
-    try:
-        ray.init(**kwargs)
-    except ConnectionError as exc:
-        raise DataError(f"cannot reach the Ray cluster at {options.address}: {exc}".splitlines()[0]) from None
-    except (ValueError, RuntimeError) as exc:
-        raise ConfigError(f"cannot start Ray: {exc}".splitlines()[0]) from None
-    log.info("Ray up in %.1f s (%s)", time.perf_counter() - started, options.address or "local")
-    try:
-        yield True
-    finally:
-        ray.shutdown()
 
 
 # -- actors -------------------------------------------------------------------------------------------------
@@ -223,6 +167,11 @@ def stop_workers(slots: Sequence[WorkerSlot]) -> None:
             ray.kill(slot.handle, no_restart=True)
 
 
+def _is_transport(verdict: Verdict) -> bool:
+    """A transport failure says nothing about the task: it is asked again, not decided."""
+    return verdict.error_reason in TRANSPORT_REASONS
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[-1] if text else type(exc).__name__
@@ -239,11 +188,13 @@ class WorkItem:
 class DispatchStats:
     submitted: int = 0
     calls: int = 0  # Ray calls (micro-batches)
-    completed: int = 0
+    completed: int = 0  # decisions handed to on_verdicts
+    transport_failures: int = 0  # handed to on_failures; their tasks were queued again
     batches: int = 0  # hand-overs to on_verdicts (one store write + fsync each)
     retried: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    unavailable: bool = False  # stopped because no endpoint answered for the outage wait
     dead_workers: int = 0
     per_endpoint: dict[str, int] = field(default_factory=dict)
 
@@ -291,11 +242,17 @@ class Dispatcher:
         logger: DecisionStatLogger | None = None,
         max_attempts: int = 3,
         max_batch: int = 8,
+        on_failures: Callable[[list[tuple[WorkItem, Verdict]]], None] | None = None,
+        health: EndpointHealth | None = None,
     ) -> None:
+        """`on_failures` gets the transport failures (default: ignored); `health` tracks the endpoints'
+        outages (default: no probe, an endpoint is tried again after the backoff). `run` closes it."""
         if not slots:
             raise ConfigError("no workers to dispatch to")
         self.slots = list(slots)
         self.on_verdicts = on_verdicts
+        self.on_failures = on_failures or (lambda failed: None)
+        self.health = health or EndpointHealth({slot.endpoint for slot in self.slots}, probe=None)
         self.logger = logger or NoOpDecisionLogger()
         self.max_attempts = max_attempts
         self.max_batch = max(1, max_batch)
@@ -304,7 +261,9 @@ class Dispatcher:
     def _pick(self) -> WorkerSlot | None:
         best = None
         for slot in self.slots:
-            if slot.alive and slot.in_flight < slot.capacity and (best is None or slot.load < best.load):
+            if not (slot.alive and slot.in_flight < slot.capacity and self.health.available(slot.endpoint)):
+                continue
+            if best is None or slot.load < best.load:
                 best = slot
         return best
 
@@ -318,7 +277,8 @@ class Dispatcher:
     def run(
         self, items: Sequence[WorkItem], total: int | None = None, initial: int = 0, progress: bool = True
     ) -> DispatchStats:
-        """Dispatch every item; returns when all are done, or early (interrupted=True) on a stop request."""
+        """Dispatch every item; returns when all are decided, or early: on a stop request (interrupted=True)
+        or when no endpoint answered for the outage wait (unavailable=True)."""
         stats = DispatchStats()
         queue: deque[tuple[WorkItem, int]] = deque((item, 1) for item in items)
         pending: dict[Any, tuple[list[tuple[WorkItem, int]], WorkerSlot]] = {}
@@ -338,10 +298,23 @@ class Dispatcher:
                     if self.stop.requested:
                         stats.interrupted = True
                         break
+                    if self.health.gave_up():
+                        stats.unavailable = True
+                        log.warning("no LLM endpoint answered for %.0f s: stopping the session",
+                                    self.health.outage_wait_s)  # fmt: skip
+                        break
                     self._submit(queue, pending, stats)
-                    if not pending:
-                        raise DataError("every Ray worker has died; the verdicts so far are stored")
-                    done = self._collect(pending, queue, stats)
+                    if not pending:  # no live worker, or each live one's endpoint is down
+                        live = {slot.endpoint for slot in self.slots if slot.alive}
+                        if not live:
+                            raise DataError("every Ray worker has died; the verdicts so far are stored")
+                        self.health.wait(WAIT_SLICE_S, live)  # until one answers again (or a stop check)
+                        continue
+                    done, failed = self._collect(pending, queue, stats)
+                    if failed:
+                        self.on_failures([(item, verdict) for (item, _), verdict in failed])
+                        stats.transport_failures += len(failed)
+                        queue.extendleft(queued for queued, _ in reversed(failed))  # asked again first
                     if done:
                         self.on_verdicts(done)
                         stats.completed += len(done)
@@ -349,6 +322,7 @@ class Dispatcher:
                         bar.update(len(done))
                     self._report_inflight()
             finally:
+                self.health.close()
                 stats.seconds = time.perf_counter() - started
                 if pending:
                     for ref in pending:
@@ -376,15 +350,18 @@ class Dispatcher:
             stats.submitted += size
             stats.calls += 1
 
-    def _collect(self, pending, queue, stats: DispatchStats) -> list[tuple[WorkItem, Verdict]]:
+    def _collect(self, pending, queue, stats: DispatchStats):
+        """(decisions, transport failures) of the calls that finished: [(item, verdict)], [((item, attempt),
+        verdict)]; an endpoint that failed is reported to `health` after its decisions of the same batch."""
         refs = list(pending)
         ready, rest = ray.wait(refs, num_returns=1, timeout=WAIT_SLICE_S)
         if not ready:
-            return []
+            return [], []
         if rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
         done: list[tuple[WorkItem, Verdict]] = []
+        failed: list[tuple[tuple[WorkItem, int], Verdict]] = []
         for ref in ready:
             batch, slot = pending.pop(ref)
             slot.in_flight -= len(batch)
@@ -401,9 +378,18 @@ class Dispatcher:
             except ray.exceptions.RayError as exc:
                 self._retry(queue, batch, exc, stats)
                 continue
-            stats.per_endpoint[slot.endpoint] = stats.per_endpoint.get(slot.endpoint, 0) + len(batch)
-            done.extend((item, verdict) for (item, _), verdict in zip(batch, verdicts, strict=True))
-        return done
+            lost = [(queued, v) for queued, v in zip(batch, verdicts, strict=True) if _is_transport(v)]
+            decided = [
+                (item, v) for (item, _), v in zip(batch, verdicts, strict=True) if not _is_transport(v)
+            ]
+            if decided:
+                self.health.answered(slot.endpoint)
+            if lost:
+                self.health.failed(slot.endpoint, lost[0][1].error_reason or "transport")
+            stats.per_endpoint[slot.endpoint] = stats.per_endpoint.get(slot.endpoint, 0) + len(decided)
+            done.extend(decided)
+            failed.extend(lost)
+        return done, failed
 
     def _retry(self, queue, batch, exc: BaseException, stats: DispatchStats) -> None:
         for item, attempt in batch:

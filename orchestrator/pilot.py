@@ -12,6 +12,11 @@ dispatches; every verdict is stored as it arrives and recorded in the driver's P
 
 Ctrl-C (or SIGTERM) during dispatch stops it cleanly: the verdicts in hand are stored, the window and cost
 of the partial session are written, and `resume=True` continues the run.
+
+An LLM outage is not a decision: the affected tasks are asked again once their endpoint answers (their
+failures go to llm_errors.jsonl). When no endpoint answers for `outage_wait_s`, the session stops the same
+clean way (ended "llm_unavailable" in the manifest, `PilotResult.unavailable`); `resume=True` then asks
+exactly the tasks without a stored verdict.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from proofpilot.agent.schema import PROMPT_VERSION
 from proofpilot.datastack.client import ClientSettings, add_request_observer, remove_request_observer
 from proofpilot.errors import ConfigError, DataError
 from proofpilot.orchestrator import pilot_inputs as inputs
-from proofpilot.orchestrator.dispatch import RayOptions
+from proofpilot.orchestrator.outage import DEFAULT_OUTAGE_WAIT_S
 from proofpilot.orchestrator.pilot_session import PilotSession, SessionOutcome, SessionSpec
+from proofpilot.orchestrator.ray_session import RayOptions, check_ray_address
 from proofpilot.orchestrator.records import DecisionTask
 from proofpilot.orchestrator.store import RunStore, StoreFullError, read_manifest, write_json_lines
 from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT, DecisionStatLogger, make_decision_logger
@@ -65,6 +71,7 @@ class PilotConfig:
     skeleton_layer: str | None = None
     scrape_interval_s: float = 1.0
     request_timeout_s: float = 120.0
+    outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S  # stop when no LLM endpoint has answered for this long
     progress: bool = True
     auth_token: str | None = field(default=None, repr=False)
 
@@ -89,6 +96,8 @@ class PilotConfig:
             raise ConfigError(f"--metrics-port must be in 0..65535, got {self.metrics_port}")
         if self.scrape_interval_s <= 0 or self.request_timeout_s <= 0:
             raise ConfigError("the scrape interval and request timeout must be positive")
+        if not self.outage_wait_s > 0:
+            raise ConfigError(f"--outage-wait must be positive, got {self.outage_wait_s}")
 
     def identity(self) -> dict[str, Any]:
         """What defines the run's tasks and the meaning of its verdicts; `resume` requires the same.
@@ -123,10 +132,21 @@ class PilotResult:
     cost_path: Path | None
     outcomes: dict[str, int]
     notes: tuple[str, ...] = ()
+    unavailable: bool = False  # stopped: no LLM endpoint answered for the outage wait
+    llm_errors: int = 0  # transport failures of this session (in llm_errors.jsonl; those tasks asked again)
 
     @property
     def complete(self) -> bool:
         return self.n_stored == self.n_tasks
+
+    @property
+    def undecided(self) -> int:
+        return self.n_tasks - self.n_stored
+
+    @property
+    def ended(self) -> str:
+        """How the session ended, as the manifest says: done | interrupted | llm_unavailable."""
+        return "llm_unavailable" if self.unavailable else "interrupted" if self.interrupted else "done"
 
 
 def check_endpoints(urls: tuple[str, ...], model: str, timeout_s: float = 10.0) -> None:
@@ -189,7 +209,7 @@ def _session_spec(config: PilotConfig) -> SessionSpec:
         request_timeout_s=config.request_timeout_s,
         ray=RayOptions(address=config.ray_address, temp_dir=config.ray_temp_dir),
         scrape_interval_s=config.scrape_interval_s, gpus_per_endpoint=config.gpus_per_endpoint,
-        progress=config.progress,
+        progress=config.progress, outage_wait_s=config.outage_wait_s,
     )  # fmt: skip
 
 
@@ -202,6 +222,8 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
     pinned = read_manifest(config.run_dir).get("pin") if config.resume else None
     if config.agent == "llm":
         check_endpoints(config.llm_urls, config.model)  # type: ignore[arg-type]
+    if config.ray_address:
+        check_ray_address(config.ray_address)  # before any data is fetched
     logger = logger or make_decision_logger(True)
     with contextlib.ExitStack() as stack:
         exporter = logger.start_exporter(config.metrics_port)
@@ -233,18 +255,22 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
             raise  # the manifest cannot be written either
         except BaseException:
             with contextlib.suppress(Exception):
-                store.update_manifest(session={"ended": "failed", "stored": store.n_appended})
+                store.update_manifest(
+                    session={"ended": "failed", "stored": store.n_appended, "llm_errors": store.n_llm_errors}
+                )
             raise
         if exporter is not None and not outcome.interrupted:
             exporter.wait_for_final_scrape()  # so Prometheus holds the run's final counts
-        store.update_manifest(session={
-            "ended": "interrupted" if outcome.interrupted else "done", "stored": store.n_appended,
-            "seconds": outcome.seconds, "decisions_per_s": outcome.decisions_per_s,
-        })  # fmt: skip
-        return PilotResult(
+        result = PilotResult(
             run_dir=config.run_dir, session=store.session, n_tasks=len(tasks), n_stored=len(store),
             n_new=store.n_appended, interrupted=outcome.interrupted, seconds=outcome.seconds,
             decisions_per_s=outcome.decisions_per_s, metrics_url=exporter.url if exporter else None,
             window_path=outcome.window_path, cost_path=outcome.cost_path, outcomes=outcome.outcomes,
-            notes=outcome.notes,
+            notes=outcome.notes, unavailable=outcome.unavailable, llm_errors=store.n_llm_errors,
         )  # fmt: skip
+        store.update_manifest(session={
+            "ended": result.ended, "stored": store.n_appended, "llm_errors": store.n_llm_errors,
+            "undecided": result.undecided, "seconds": outcome.seconds,
+            "decisions_per_s": outcome.decisions_per_s,
+        })  # fmt: skip
+        return result

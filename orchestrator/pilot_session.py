@@ -1,6 +1,12 @@
 """One dispatch session of a pilot: Ray workers, verdicts into the run store and the driver's Prometheus
 registry as they arrive, vLLM's /metrics scraped over the dispatch window, then the window and cost.json.
 
+Decisions (valid or invalid answers, request errors) are stored in verdicts.jsonl. A transport failure
+(the server down, a timeout, HTTP 5xx/429 after the client's retries) is not a decision: it is stored in
+llm_errors.jsonl and counted in Prometheus by reason, and its task is asked again once its endpoint answers
+(orchestrator.outage); after `outage_wait_s` without any answer the session stops, its undecided tasks
+left for `--resume`.
+
 The scrape starts once the Ray workers are up (so Ray's start-up is not in the window) and stops when the last
 verdict is stored, also after Ctrl-C or a failure; the window and the cost of a partial session are kept.
 """
@@ -13,6 +19,7 @@ import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +27,13 @@ from proofpilot.agent.records import INVALID_ANSWER_REASONS, Verdict
 from proofpilot.errors import ConfigError, DataError
 from proofpilot.orchestrator.dispatch import (
     Dispatcher,
-    RayOptions,
     WorkItem,
-    ray_session,
     start_function_workers,
     start_llm_workers,
     stop_workers,
 )
+from proofpilot.orchestrator.outage import DEFAULT_OUTAGE_WAIT_S, EndpointHealth, models_probe
+from proofpilot.orchestrator.ray_session import RayOptions, ray_session
 from proofpilot.orchestrator.records import DecisionTask
 from proofpilot.orchestrator.store import RunStore
 from proofpilot.telemetry.metrics import DecisionStatLogger
@@ -61,6 +68,26 @@ def verdict_record(task: DecisionTask, verdict: Verdict, agent: str, session: in
     return record
 
 
+def llm_error_record(task: DecisionTask, verdict: Verdict, agent: str, session: int) -> dict[str, Any]:
+    """One line of llm_errors.jsonl: a transport failure of a task (which stays undecided)."""
+    return {
+        "task_id": task.task_id,
+        "operation_id": task.operation_id,
+        "neuron_root_id": task.neuron_root_id,
+        "op_kind": task.op_kind,
+        "agent": agent,
+        "session": session,
+        "endpoint": verdict.endpoint,
+        "reason": verdict.error_reason,
+        "attempts": verdict.attempts,
+        "answers": verdict.answers,
+        "prompt_tokens": verdict.prompt_tokens,
+        "completion_tokens": verdict.completion_tokens,
+        "latency_s": verdict.latency_s,
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
 @dataclass(frozen=True)
 class SessionSpec:
     """How to dispatch: the agent, its endpoints, and what the cost accounting needs."""
@@ -74,6 +101,7 @@ class SessionSpec:
     scrape_interval_s: float = 1.0
     gpus_per_endpoint: int = 2
     progress: bool = True
+    outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S
 
 
 @dataclass(frozen=True)
@@ -86,6 +114,8 @@ class SessionOutcome:
     window_path: Path | None
     cost_path: Path | None
     notes: tuple[str, ...]
+    unavailable: bool = False  # stopped: no LLM endpoint answered for the outage wait
+    llm_errors: int = 0  # transport failures stored by this session
 
 
 class PilotSession:
@@ -116,6 +146,16 @@ class PilotSession:
         self.outcomes.update(r["outcome"] for r in records)
         self.verdicts.extend(v for _, v in batch)
 
+    def on_failures(self, batch: list[tuple[WorkItem, Verdict]]) -> None:
+        """Transport failures: stored (fsync) in llm_errors.jsonl and counted by reason; not decisions."""
+        records = [
+            llm_error_record(self.tasks[item.task_id], verdict, self.agent, self.store.session)
+            for item, verdict in batch
+        ]
+        for record in records:
+            self.logger.record_llm_error(record["reason"])
+        self.store.append_llm_errors(records)
+
     def run(
         self,
         spec: SessionSpec,
@@ -133,7 +173,11 @@ class PilotSession:
                     if spec.agent == "llm":
                         scraper = self._start_scraper(spec)
                     before = len(self.store)
-                    stats = Dispatcher(slots, self.on_verdicts, self.logger).run(
+                    dispatcher = Dispatcher(
+                        slots, self.on_verdicts, self.logger, on_failures=self.on_failures,
+                        health=self._health(spec),
+                    )  # fmt: skip
+                    stats = dispatcher.run(
                         items, total=before + len(items), initial=before, progress=spec.progress
                     )
                 finally:
@@ -146,13 +190,21 @@ class PilotSession:
                     if stats is not None:
                         raise
                     log.warning("could not write the vLLM window / cost.json: %s", exc)
-        log.info("%d decisions in %.1f s (%.1f/s)%s", stats.completed, stats.seconds, stats.decisions_per_s,
+        log.info("%d decisions in %.1f s (%.1f/s); %d transport failures asked again%s", stats.completed,
+                 stats.seconds, stats.decisions_per_s, stats.transport_failures,
                  "; interrupted" if stats.interrupted else "")  # fmt: skip
         return SessionOutcome(
             completed=stats.completed, seconds=stats.seconds, decisions_per_s=stats.decisions_per_s,
             interrupted=stats.interrupted, outcomes=dict(self.outcomes), window_path=window_path,
-            cost_path=cost_path, notes=tuple(notes),
+            cost_path=cost_path, notes=tuple(notes), unavailable=stats.unavailable,
+            llm_errors=self.store.n_llm_errors,
         )  # fmt: skip
+
+    @staticmethod
+    def _health(spec: SessionSpec) -> EndpointHealth | None:
+        if spec.agent != "llm":
+            return None  # the baseline has no endpoint to lose
+        return EndpointHealth(spec.llm_urls, spec.outage_wait_s, probe=models_probe)
 
     def _workers(self, spec: SessionSpec):
         tasks = list(self.tasks.values())

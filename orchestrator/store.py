@@ -1,7 +1,14 @@
-"""The run store: a run directory with a manifest and an append-only JSON-lines file of verdicts.
+"""The run store: a run directory with a manifest and append-only JSON-lines files of decisions and failures.
 
-    RUN_DIR/run.json        manifest: the run's identity config, its hash, sessions (rewritten atomically)
-    RUN_DIR/verdicts.jsonl  one JSON object per line, one line per finished task, in arrival order
+    RUN_DIR/run.json          manifest: the run's identity config, its hash, sessions (rewritten atomically)
+    RUN_DIR/verdicts.jsonl    one JSON object per line, one line per decided task, in arrival order
+    RUN_DIR/llm_errors.jsonl  one line per transport failure of a task (connection, timeout, server error,
+                              rate limited, after the client's own retries); the task was asked again
+
+A decision is a valid answer, an invalid one (failed the schema after the re-asks) or a request error (HTTP
+400, a prompt over the context): each is final, so `resume` skips its task. A transport failure says nothing
+about the task, so it is not a decision: it goes to llm_errors.jsonl (for the error rates) and the task stays
+undecided until an endpoint answers it.
 
 Why JSON lines and not sqlite (WAL): every batch of verdicts is one `write()` to an O_APPEND descriptor
 followed by `fsync`, so a crash (SIGKILL, power loss) can only leave a torn *last* line, which `resume`
@@ -35,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "run.json"
 VERDICTS_NAME = "verdicts.jsonl"
+LLM_ERRORS_NAME = "llm_errors.jsonl"
 MANIFEST_SCHEMA = "proofpilot.run/1"
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -96,9 +104,9 @@ class ScanResult:
     torn_bytes: int
 
 
-def scan_verdicts(path: Path) -> ScanResult:
-    """Parse a verdict file. A last line without its newline (or unparsable at the very end) is a torn
-    write from a crash and is reported, not returned; a bad line anywhere else is a DataError."""
+def scan_verdicts(path: Path, what: str = "verdict") -> ScanResult:
+    """Parse a verdict (or LLM error) file. A last line without its newline is a torn write from a crash and
+    is reported, not returned; a bad line anywhere else is a DataError."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -117,9 +125,9 @@ def scan_verdicts(path: Path) -> ScanResult:
         try:
             record = json.loads(line)
             if not isinstance(record, dict) or not isinstance(record.get("task_id"), str):
-                raise ValueError("not a verdict object")
+                raise ValueError(f"not a {what} object")
         except ValueError:
-            raise DataError(f"{path}:{lineno}: not a verdict line; the run store is damaged") from None
+            raise DataError(f"{path}:{lineno}: not a {what} line; the run store is damaged") from None
         records.append(record)
         pos = end + 1
     return ScanResult(records, pos, 0)
@@ -128,6 +136,11 @@ def scan_verdicts(path: Path) -> ScanResult:
 def read_verdicts(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """Every stored verdict of a run (read-only; a torn last line is ignored)."""
     return scan_verdicts(Path(run_dir) / VERDICTS_NAME).records
+
+
+def read_llm_errors(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every stored transport failure of a run (read-only; none for a run without failures)."""
+    return scan_verdicts(Path(run_dir) / LLM_ERRORS_NAME, "LLM error").records
 
 
 def read_manifest(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -150,16 +163,69 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     return "; ".join(diffs[:4]) + ("; ..." if len(diffs) > 4 else "")
 
 
+class _AppendLog:
+    """One append-only JSON-lines file: each batch is one `write()` to an O_APPEND descriptor and one fsync;
+    a write that fails (full disk) is cut back to where it started."""
+
+    def __init__(self, path: Path, fd: int):
+        self.path = path
+        self.fd = fd
+        self._size = os.fstat(fd).st_size
+
+    def write(self, payload: bytes, intact: str) -> None:
+        """Write and fsync `payload`; on failure raise StoreFullError / DataError saying what is `intact`."""
+        start = self._size
+        try:
+            view = memoryview(payload)
+            while view:
+                written = os.write(self.fd, view)
+                view = view[written:]
+            os.fsync(self.fd)
+        except OSError as exc:
+            self._cut_back(start)
+            if exc.errno in _DISK_FULL:
+                raise StoreFullError(
+                    f"disk full writing {self.path} ({exc.strerror}); {intact}: free some space and rerun "
+                    "with --resume"
+                ) from None
+            raise DataError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        self._size = start + len(payload)
+
+    def _cut_back(self, size: int) -> None:
+        """Remove a partial write (truncation needs no free space)."""
+        try:
+            os.ftruncate(self.fd, size)
+            os.fsync(self.fd)
+        except OSError as exc:  # pragma: no cover - the disk is gone altogether
+            log.error("could not cut a partial write from %s: %s", self.path, exc)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _cut_torn_tail(fd: int, path: Path, scan: ScanResult) -> None:
+    if scan.torn_bytes:
+        log.warning(
+            "%s: cutting a torn last line (%d bytes, a write cut short by a crash)", path, scan.torn_bytes
+        )
+        os.ftruncate(fd, scan.good_bytes)
+        os.fsync(fd)
+
+
 class RunStore:
-    """An open run directory. Use `RunStore.open(...)`; `append()` stores verdict records durably."""
+    """An open run directory (`RunStore.open(...)`): `append()` stores decisions durably,
+    `append_llm_errors()` transport failures."""
 
     def __init__(self, run_dir: Path, manifest: dict[str, Any], fd: int, records: list[dict[str, Any]]):
         self.run_dir = run_dir
         self.manifest = manifest
-        self._fd = fd
+        self._verdicts = _AppendLog(run_dir / VERDICTS_NAME, fd)
+        self._errors: _AppendLog | None = None  # opened on the first failure (or at open, if the file exists)
         self._done: set[str] = {r["task_id"] for r in records}
-        self._size = os.fstat(fd).st_size
         self.n_appended = 0
+        self.n_llm_errors = 0  # failures stored by this session
 
     # -- opening -------------------------------------------------------------------------------------------
     @staticmethod
@@ -210,16 +276,14 @@ class RunStore:
         except OSError as exc:
             raise DataError(f"cannot create the run dir {run_dir}: {exc.strerror}") from None
         fd = cls._open_locked(verdicts_path)
+        errors_fd = -1
         try:
             scan = scan_verdicts(verdicts_path)
-            if scan.torn_bytes:
-                log.warning(
-                    "%s: cutting a torn last line (%d bytes, a write cut short by a crash)",
-                    verdicts_path,
-                    scan.torn_bytes,
-                )
-                os.ftruncate(fd, scan.good_bytes)
-                os.fsync(fd)
+            _cut_torn_tail(fd, verdicts_path, scan)
+            errors_path = run_dir / LLM_ERRORS_NAME
+            if errors_path.exists():
+                errors_fd = cls._open_append(errors_path)
+                _cut_torn_tail(errors_fd, errors_path, scan_verdicts(errors_path, "LLM error"))
             duplicates = len(scan.records) - len({r["task_id"] for r in scan.records})
             if duplicates:
                 raise DataError(
@@ -230,15 +294,24 @@ class RunStore:
             _write_atomic(manifest_path, json.dumps(manifest, indent=1) + "\n")
         except BaseException:
             os.close(fd)
+            if errors_fd >= 0:
+                os.close(errors_fd)
             raise
-        return cls(run_dir, manifest, fd, scan.records)
+        store = cls(run_dir, manifest, fd, scan.records)
+        if errors_fd >= 0:
+            store._errors = _AppendLog(errors_path, errors_fd)
+        return store
 
     @staticmethod
-    def _open_locked(path: Path) -> int:
+    def _open_append(path: Path) -> int:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            raise DataError(f"cannot open the verdict store {path}: {exc.strerror}") from None
+            raise DataError(f"cannot open the run store file {path}: {exc.strerror}") from None
+
+    @classmethod
+    def _open_locked(cls, path: Path) -> int:
+        fd = cls._open_append(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -252,6 +325,10 @@ class RunStore:
     @property
     def path(self) -> Path:
         return self.run_dir / VERDICTS_NAME
+
+    @property
+    def llm_errors_path(self) -> Path:
+        return self.run_dir / LLM_ERRORS_NAME
 
     @property
     def done_task_ids(self) -> frozenset[str]:
@@ -280,33 +357,29 @@ class RunStore:
         if not fresh:
             return 0
         payload = b"".join(_encode(r) for r in fresh)
-        start = self._size
-        try:
-            view = memoryview(payload)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-            os.fsync(self._fd)
-        except OSError as exc:
-            self._cut_back(start)
-            if exc.errno in _DISK_FULL:
-                raise StoreFullError(
-                    f"disk full writing {self.path} ({exc.strerror}); the {len(self._done)} verdicts stored "
-                    "before are intact: free some space and rerun with --resume"
-                ) from None
-            raise DataError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        self._size = start + len(payload)
+        self._verdicts.write(payload, self._intact())
         self._done.update(r["task_id"] for r in fresh)
         self.n_appended += len(fresh)
         return len(fresh)
 
-    def _cut_back(self, size: int) -> None:
-        """Remove a partial write (truncation needs no free space)."""
-        try:
-            os.ftruncate(self._fd, size)
-            os.fsync(self._fd)
-        except OSError as exc:  # pragma: no cover - the disk is gone altogether
-            log.error("could not cut a partial write from %s: %s", self.path, exc)
+    def append_llm_errors(self, records: Sequence[Mapping[str, Any]]) -> int:
+        """Store transport failures (each with a string `task_id`; a task may fail many times) with one write
+        and one fsync, as `append` does: durable, and cut back on a full disk."""
+        if not records:
+            return 0
+        for record in records:
+            if not isinstance(record.get("task_id"), str):
+                raise DataError(f"an LLM error record needs a string task_id, got {record.get('task_id')!r}")
+        payload = b"".join(_encode(r) for r in records)
+        if self._errors is None:
+            path = self.run_dir / LLM_ERRORS_NAME
+            self._errors = _AppendLog(path, self._open_append(path))
+        self._errors.write(payload, self._intact())
+        self.n_llm_errors += len(records)
+        return len(records)
+
+    def _intact(self) -> str:
+        return f"the {len(self._done)} verdicts stored before are intact"
 
     def update_manifest(self, session: Mapping[str, Any] | None = None, **fields: Any) -> None:
         """Record facts about the run (top-level `fields`) or the current session (e.g. how it ended)."""
@@ -321,9 +394,9 @@ class RunStore:
         return len(self.manifest["sessions"])
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)  # releases the flock
-            self._fd = -1
+        if self._errors is not None:
+            self._errors.close()
+        self._verdicts.close()  # releases the flock
 
     def __enter__(self) -> RunStore:
         return self

@@ -1,9 +1,10 @@
 """Small run directories for the eval and report tests, written by the pilot's own writers.
 
 Verdict lines come from `orchestrator.pilot_session.verdict_record` on real `DecisionTask` / `Verdict`
-records into a real `RunStore`; tasks.jsonl from `write_json_lines(task_row(...))`; cost.json from
-`telemetry.cost.build_cost_report` on a scraped window; edits folders from the real `edits` stage on the
-embedded datastack (cached for the session: both report test modules use the same two folders).
+records into a real `RunStore` (transport failures from `llm_error_record` into its llm_errors.jsonl);
+tasks.jsonl from `write_json_lines(task_row(...))`; cost.json from `telemetry.cost.build_cost_report` on a
+scraped window; edits folders from the real `edits` stage on the embedded datastack (cached for the session:
+both report test modules use the same two folders).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from proofpilot.agent.records import Verdict
 from proofpilot.orchestrator.pilot_inputs import task_row
-from proofpilot.orchestrator.pilot_session import verdict_record
+from proofpilot.orchestrator.pilot_session import llm_error_record, verdict_record
 from proofpilot.orchestrator.records import ROLE_LABEL, DecisionTask
 from proofpilot.orchestrator.store import RunStore, write_json_lines
 from proofpilot.telemetry.cost import DecisionUsage, build_cost_report, write_cost_json
@@ -64,10 +65,21 @@ def verdict_of(row: Row, task: DecisionTask, model: str) -> Verdict:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Failure:
+    """A transport failure of a task (its row's task), which the pilot then asked again."""
+
+    row: Row
+    reason: str
+    attempts: int = 3  # the client's request and its 2 retries
+    latency_s: float = 2.0
+
+
 def make_run(run_dir: Path, rows: list[Row], agent: str = "llm", model: str = "tiny",
-             datastack: str = "fafb_synthetic",
-             with_tasks: bool = True) -> Path:  # fmt: skip
-    """A run directory as `proofpilot pilot` writes it (manifest, verdicts.jsonl, tasks.jsonl)."""
+             datastack: str = "fafb_synthetic", with_tasks: bool = True,
+             failures: tuple[Failure, ...] = ()) -> Path:  # fmt: skip
+    """A run directory as `proofpilot pilot` writes it (manifest, verdicts.jsonl, tasks.jsonl, and
+    llm_errors.jsonl when there are `failures`)."""
     config = {
         "datastack": datastack, "table": None, "neurons": len({r.neuron for r in rows}),
         "max_ops_per_neuron": None, "seed": 0, "agent": agent, "model": model if agent == "llm" else None,
@@ -89,6 +101,13 @@ def make_run(run_dir: Path, rows: list[Row], agent: str = "llm", model: str = "t
         store.update_manifest(pin=pin, n_tasks=len(tasks))
         pairs = zip(rows, tasks, strict=True)
         store.append([verdict_record(t, verdict_of(r, t, model), agent, store.session) for r, t in pairs])
+        lost = []
+        for f in failures:
+            task = task_of(f.row)
+            verdict = verdict_of(Row(f.row.neuron, f.row.n_edits, f.row.op_id, f.row.role, None, f.reason,
+                                     f.latency_s, answers=0, attempts=f.attempts), task, model)  # fmt: skip
+            lost.append(llm_error_record(task, verdict, agent, store.session))
+        store.append_llm_errors(lost)
     return Path(run_dir)
 
 
@@ -129,7 +148,11 @@ def hand_rows() -> list[Row]:
     merge: TP 2 (op 1, 5 partners), FP 1 (op 1 distractor said merge), FN 1 (op 2 partner said no_merge),
            TN 2 -> accuracy 4/6, precision 2/3, recall 2/3, specificity 2/3, F1 2/3; 6 calls for 3 ops
     split: TP 1 (op 3), FP 1 (op 3 clean: invalid JSON after 3 answers, no answer), FN 1 (op 4 before_split:
-           timeout, no answer), TN 1 -> accuracy 1/2, answered accuracy 2/2; 5 calls, 7 attempts for 2 ops
+           HTTP 400 prompt over the context, no answer), TN 1 -> accuracy 1/2, answered accuracy 2/2,
+           invalid 1/4, request error 1/4; 5 calls, 6 attempts for 2 ops (9 with the failures below)
+
+    With `hand_failures()`: merge 7 LLM requests (6 decisions + 1 connection failure), split 5 (4 + 1
+    timeout): transport errors 1/7 and 1/5, timeouts 0/7 and 1/5; pooled 2/12 and 1/12.
     """
     a, b, c = 864691130000000001, 864691130000000002, 864691130000000003
     return [
@@ -139,11 +162,20 @@ def hand_rows() -> list[Row]:
         Row(b, 5, 2, "distractor", "no_merge", latency_s=0.8),
         Row(b, 5, 3, "before_split", "split", latency_s=1.0),
         Row(b, 5, 3, "clean", None, "invalid_json", latency_s=3.0, answers=3, attempts=3),
-        Row(c, 40, 4, "before_split", None, "timeout", latency_s=120.0, answers=0, attempts=2),
+        Row(c, 40, 4, "before_split", None, "context_length", latency_s=0.3, answers=0, attempts=1),
         Row(c, 40, 4, "clean", "clean", latency_s=1.2),
         Row(c, 40, 5, "partner", "merge", latency_s=1.4),
         Row(c, 40, 5, "distractor", "no_merge", latency_s=1.6),
     ]
+
+
+def hand_failures() -> tuple[Failure, ...]:
+    """Two transport failures of hand_rows' tasks (each asked again and then decided): see hand_rows."""
+    rows = {(r.op_id, r.role): r for r in hand_rows()}
+    return (
+        Failure(rows[1, "partner"], "connection"),
+        Failure(rows[3, "before_split"], "timeout", latency_s=90.0),
+    )
 
 
 def correct_rows(rows: list[Row]) -> list[Row]:

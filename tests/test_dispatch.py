@@ -23,14 +23,13 @@ from proofpilot.agent.prompt import build_request
 from proofpilot.agent.records import Verdict
 from proofpilot.orchestrator.dispatch import (
     Dispatcher,
-    RayOptions,
     WorkItem,
-    ray_session,
     split_capacity,
     start_function_workers,
     start_llm_workers,
     stop_workers,
 )
+from proofpilot.orchestrator.ray_session import RayOptions, ray_session
 from proofpilot.orchestrator.records import DecisionTask
 from proofpilot.telemetry.metrics import PrometheusDecisionLogger
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from eval_runs import Row, correct_rows, hand_rows, make_run
+from eval_runs import Failure, Row, correct_rows, hand_failures, hand_rows, make_run
 
 from proofpilot.cli import main
 from proofpilot.errors import ConfigError, DataError
@@ -27,7 +27,7 @@ from proofpilot.eval.decisions_stats import (
 
 @pytest.fixture
 def hand_run(tmp_path):
-    return make_run(tmp_path / "llm", hand_rows())
+    return make_run(tmp_path / "llm", hand_rows(), failures=hand_failures())
 
 
 def test_metrics_match_a_hand_count(hand_run, tmp_path):
@@ -42,23 +42,44 @@ def test_metrics_match_a_hand_count(hand_run, tmp_path):
     assert s["accuracy"].value == pytest.approx(0.5)
     assert s["precision"].value == pytest.approx(0.5) and s["recall"].value == pytest.approx(0.5)
     assert s["answered_accuracy"].value == pytest.approx(1.0)
-    assert s["invalid_rate"].value == s["timeout_rate"].value == s["error_rate"].value == pytest.approx(0.25)
+    assert s["invalid_rate"].value == s["error_rate"].value == pytest.approx(0.25)  # per task
     assert s["no_answer_rate"].value == pytest.approx(0.5)
+    # per LLM request (a decision or a transport failure that was asked again): llm_errors.jsonl joined
+    assert s["transport_error_rate"].value == s["timeout_rate"].value == pytest.approx(1 / 5)
+    assert m["transport_error_rate"].value == pytest.approx(1 / 7) and m["timeout_rate"].value == 0
+    assert pooled.metrics["transport_error_rate"].value == pytest.approx(2 / 12)
+    assert pooled.metrics["timeout_rate"].value == pytest.approx(1 / 12)
+    assert m["error_rate"].value == 0 and m["invalid_rate"].value == 0
     assert (merge.n_operations, split.n_operations) == (3, 2)
     assert m["calls_per_edit"].value == pytest.approx(2.0)
-    assert s["calls_per_edit"].value == pytest.approx(2.5) and s["attempts_per_edit"].value == pytest.approx(
-        3.5
-    )
+    assert s["calls_per_edit"].value == pytest.approx(2.5)
+    # HTTP attempts: the decisions' (6 merge, 6 split) and the failed requests' (3 each)
+    assert m["attempts_per_edit"].value == pytest.approx(9 / 3) and s["attempts_per_edit"].value == 9 / 2
     assert pooled.metrics["accuracy"].value == pytest.approx(0.6)
     assert (pooled.n_tasks, pooled.n_neurons) == (10, 3)
-    # latency: inverted-CDF median of the ten latencies, mean including the 120 s timeout
-    assert pooled.metrics["latency_p50_s"].value == pytest.approx(1.0)
-    assert pooled.metrics["latency_mean_s"].value == pytest.approx(130.2 / 10)
+    # latency of the decisions (not of the failed requests): inverted-CDF median of the ten, and their mean
+    assert pooled.metrics["latency_p50_s"].value == pytest.approx(0.8)
+    assert pooled.metrics["latency_mean_s"].value == pytest.approx(10.5 / 10)
     # every interval brackets its point
     for g in report.groups:
         for name, est in g.metrics.items():
             if est.ci is not None:
                 assert est.ci[0] - 1e-12 <= est.value <= est.ci[1] + 1e-12, (g.op, name)
+
+
+def test_runs_from_before_the_outage_retry_and_failures_of_undecided_tasks(tmp_path):
+    """A stored transport verdict (how runs were written before transport failures were asked again) is
+    a task error and a failed request; failures of a task without a verdict are reported, not rated."""
+    rows = hand_rows()
+    legacy = [Row(r.neuron, r.n_edits, r.op_id, r.role, None, "timeout", 60.0, answers=0, attempts=3)
+              if r.error_reason == "context_length" else r for r in rows]  # fmt: skip
+    report, _ = evaluate([make_run(tmp_path / "old", legacy)], n_bootstrap=200)
+    s = report.group("llm", "split").metrics
+    assert s["error_rate"].value == s["timeout_rate"].value == s["transport_error_rate"].value == 0.25
+    incomplete = make_run(tmp_path / "new", rows[:-1], failures=(Failure(rows[-1], "connection"),))
+    report, _ = evaluate([incomplete], n_bootstrap=200)
+    assert report.group("llm", "all").metrics["transport_error_rate"].value == 0
+    assert any("1 of 1 LLM transport failures are of tasks without a verdict" in n for n in report.notes)
 
 
 def test_heavy_tail_and_edit_bins(hand_run):

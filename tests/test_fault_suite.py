@@ -4,7 +4,9 @@ verdicts.jsonl, and the bytes stored before the fault are still the first bytes 
 
 1. CAVE errors on 5 % of the embedded server's data calls while a pilot ingests (and, harder, change logs
    that can never be fetched: those neurons are reported, not counted as 0 edits).
-2. The real vLLM CPU server restarted while a pilot dispatches to it.
+2. The real vLLM CPU server restarted while a pilot dispatches to it; an endpoint in a longer outage (the
+   session stops after its outage wait, the resume asks exactly the undecided tasks). The dispatch-level
+   re-queue and backoff: tests/test_dispatch_outage.py.
 3. Malformed model output from an OpenAI-compatible endpoint for a known share of the requests.
 4. SIGKILL mid-run then --resume: tests/test_pilot_e2e.py::test_ctrl_c_then_sigkill_then_resume_stores_every
    _task_once (and a torn last line: tests/test_store.py::test_torn_last_line_is_cut_on_resume).
@@ -37,7 +39,13 @@ from proofpilot.datastack.embedded.faults import FaultConfig
 from proofpilot.datastack.embedded.generator import population
 from proofpilot.datastack.embedded.server import start_server
 from proofpilot.orchestrator.pilot import PilotConfig, run_pilot
-from proofpilot.orchestrator.store import MANIFEST_NAME, VERDICTS_NAME, read_verdicts
+from proofpilot.orchestrator.store import (
+    LLM_ERRORS_NAME,
+    MANIFEST_NAME,
+    VERDICTS_NAME,
+    read_llm_errors,
+    read_verdicts,
+)
 from proofpilot.telemetry.metrics import PrometheusDecisionLogger
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,9 +181,10 @@ def test_a_run_with_unfetched_neurons_resumes_once_cave_recovers(unfetchable_run
 @pytest.mark.vllm
 def test_llm_server_restarted_mid_run_loses_no_task(vllm_server, tmp_path, ray_tmp):
     """Injected: the real vLLM server is stopped and started again (same port) once the pilot has stored
-    3 verdicts. The pilot keeps going: the requests that hit the outage come back as transport errors after
-    the client's retries and are stored with their reason; every task has one verdict. Errors are final in
-    the product (a stored task is done), so --resume afterwards asks nothing and rewrites nothing."""
+    3 verdicts. The requests that hit the restart fail in transport after the client's retries: each failure
+    is stored in llm_errors.jsonl with its reason, not as a verdict; their tasks wait until the server answers
+    its health probe and are asked again, so the run completes with a model answer for every task, once.
+    --resume afterwards asks nothing and rewrites nothing."""
     run_dir = tmp_path / "run"
     store = run_dir / VERDICTS_NAME
     args = [*SMALL_RUN, "--llm-url", vllm_server.base_url, "--model", vllm_server.model,
@@ -193,26 +202,35 @@ def test_llm_server_restarted_mid_run_loses_no_task(vllm_server, tmp_path, ray_t
     book = assert_every_task_once(run_dir)
     assert re.search(rf"\b{book.expected} of {book.expected} tasks have verdicts", out), out
     assert stored_bytes(run_dir).startswith(before)
-    verdicts = read_verdicts(run_dir)
-    errors = [v for v in verdicts if not v["valid"]]
+    errors = read_llm_errors(run_dir)
     assert errors, "the restart hit no request"
-    assert all(v["outcome"] == "error" and v["error_reason"] in TRANSPORT_REASONS for v in errors), Counter(
-        (v["outcome"], v["error_reason"]) for v in errors
+    assert all(e["reason"] in TRANSPORT_REASONS and e["attempts"] >= 1 for e in errors), Counter(
+        e["reason"] for e in errors
     )
-    assert all(v["decision"] is None and v["attempts"] >= 1 for v in errors)
-    valid = [v for v in verdicts if v["valid"]]
+    assert f"LLM transport failures: {len(errors)}" in out
+    verdicts = by_task(run_dir)
+    assert {e["task_id"] for e in errors} <= set(verdicts)  # asked again, and decided
+    # every task ends with a model answer (valid, or invalid after the re-asks); no transport error is final
+    assert all(v["answers"] >= 1 and v["outcome"] in ("correct", "incorrect", "invalid")
+               for v in verdicts.values()), Counter(v["error_reason"] for v in verdicts.values())  # fmt: skip
+    valid = [v for v in verdicts.values() if v["valid"]]
     assert valid
     assert all(v["decision"] in DECISIONS[v["op_kind"]] and 0 <= v["confidence"] <= 1 for v in valid)
+    session = json.loads((run_dir / MANIFEST_NAME).read_text())["sessions"][-1]
+    assert session["ended"] == "done" and session["llm_errors"] == len(errors) and session["undecided"] == 0
+    cost = json.loads((run_dir / "cost.json").read_text())
+    assert cost["throughput"]["decisions"] == len(verdicts)  # decisions only, not the failed requests
 
-    stored = store.read_bytes()
+    stored = {name: (run_dir / name).read_bytes() for name in (VERDICTS_NAME, LLM_ERRORS_NAME)}
     resumed = faults.run_pilot_cli([*args, "--resume"], ray_tmp)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "(0 new this session" in resumed.stdout
-    assert store.read_bytes() == stored
+    assert {name: (run_dir / name).read_bytes() for name in stored} == stored
 
 
 class OutageLLM(faults.FakeLLM):
-    """An endpoint in an outage (HTTP 500 to every chat request, short retry-after) until `down` is unset."""
+    """An endpoint in an outage until `down` is unset: HTTP 500 to every chat request (short retry-after),
+    while GET /v1/models still lists the model (the API server is up, its engine is not)."""
 
     down = True
 
@@ -220,27 +238,69 @@ class OutageLLM(faults.FakeLLM):
         return super().answer(f"{'err500' if self.down else 'good'}-{task_id}", body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="orchestrator/pilot.py + pilot_session.py: a transport error (connection, timeout, server_error, "
-    "rate_limited) is stored as the task's final verdict and --resume skips every stored task, so tasks that "
-    "hit an LLM outage are never asked again once the server is back",
-)
+def _exported(text: str, metric: str) -> dict[str, float]:
+    pattern = rf"^{metric}\{{(.*)\}} (\S+)$"
+    return {m.group(1): float(m.group(2)) for m in re.finditer(pattern, text, re.M)}
+
+
 def test_tasks_that_hit_an_llm_outage_are_asked_again_once_it_is_back(tmp_path, ray_tmp):
+    """Injected: an endpoint that answers HTTP 500 to every chat request. The first session, with a 2 s outage
+    wait, stops cleanly with every task undecided: 0 verdicts, every failure in llm_errors.jsonl and in
+    Prometheus by reason, the manifest saying why. With the server back, --resume asks exactly those tasks:
+    each is stored once, with a valid answer."""
     run_dir = tmp_path / "run"
+    logger = PrometheusDecisionLogger()
     with OutageLLM() as llm:
         config = PilotConfig(datastack=FLY, run_dir=run_dir, neurons=5, max_ops_per_neuron=1,
                              llm_urls=(llm.base_url,), model="fake", gpus_per_endpoint=1, concurrency=8,
-                             metrics_port=0, progress=False, ray_temp_dir=ray_tmp)  # fmt: skip
-        run_pilot(config)
-        outage = read_verdicts(run_dir)
-        if not outage or {v["error_reason"] for v in outage} != {"server_error"}:  # not the xfail's cause
-            pytest.fail(f"the outage did not give server_error verdicts: {outage[:2]}")
+                             metrics_port=0, progress=False, ray_temp_dir=ray_tmp,
+                             outage_wait_s=2.0)  # fmt: skip
+        first = run_pilot(config, logger)
+        requests_in_outage = llm.calls.total()
+        tasks = {json.loads(line)["task_id"] for line in (run_dir / "tasks.jsonl").read_text().splitlines()}
+
+        assert first.unavailable and first.ended == "llm_unavailable" and not first.interrupted
+        assert first.n_stored == 0 and first.undecided == first.n_tasks == len(tasks) > 0
+        assert read_verdicts(run_dir) == []
+        errors = read_llm_errors(run_dir)
+        assert errors and {e["reason"] for e in errors} == {"server_error"}
+        assert first.llm_errors == len(errors)
+        assert {e["task_id"] for e in errors} <= tasks
+        # each failure is one ask after the client's 2 retries; the round in flight at the stop was cancelled
+        assert {e["attempts"] for e in errors} == {3} and 3 * len(errors) <= requests_in_outage
+        session = json.loads((run_dir / MANIFEST_NAME).read_text())["sessions"][-1]
+        assert session["ended"] == "llm_unavailable" and session["undecided"] == len(tasks)
+        assert session["llm_errors"] == len(errors)
+        text = logger.exposition().decode()
+        assert _exported(text, "proofpilot_llm_errors_total")['reason="server_error"'] == len(errors)
+        assert sum(_exported(text, "proofpilot_decisions_total").values()) == 0  # failures are no decisions
+
         llm.down = False
-        run_pilot(dataclasses.replace(config, resume=True))
+        second = run_pilot(dataclasses.replace(config, resume=True))
+        asked_again = {key.removeprefix("good-") for key in llm.calls if key.startswith("good-")}
+    assert second.complete and second.ended == "done" and second.n_new == len(tasks)
+    assert asked_again == tasks  # exactly the tasks without a verdict
     assert_every_task_once(run_dir)
     assert all(v["valid"] for v in by_task(run_dir).values()), "outage errors were never asked again"
+    assert read_llm_errors(run_dir) == errors  # the resumed session hit no outage
+
+
+def test_an_llm_outage_longer_than_the_wait_ends_the_cli_with_one_line(tmp_path, ray_tmp):
+    """The same outage through the CLI: exit 75 (try again later), one error line that says how many tasks
+    are undecided and to rerun with --resume, no traceback."""
+    run_dir = tmp_path / "run"
+    with OutageLLM() as llm:
+        proc = faults.run_pilot_cli(["--datastack", FLY, "--neurons", "2", "--max-ops-per-neuron", "1",
+                                     "--metrics-port", "0", "--no-progress", "--llm-url", llm.base_url,
+                                     "--model", "fake", "--gpus-per-endpoint", "1", "--outage-wait", "1",
+                                     "--run-dir", str(run_dir)], ray_tmp)  # fmt: skip
+    assert proc.returncode == 75, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert [line for line in lines if line.startswith("proofpilot: error:")] == [lines[-1]], proc.stderr
+    n_tasks = faults.ledger(run_dir).expected
+    assert f"{n_tasks} of {n_tasks} tasks are undecided" in lines[-1] and "--resume" in lines[-1]
+    assert read_verdicts(run_dir) == [] and read_llm_errors(run_dir)
 
 
 # -- 3. malformed model output -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import json
 from html.parser import HTMLParser
 
 import pytest
-from eval_runs import correct_rows, edits_outputs, hand_rows, make_cost, make_run
+from eval_runs import correct_rows, edits_outputs, hand_failures, hand_rows, make_cost, make_run
 
 from proofpilot.cli import main
 from proofpilot.eval.report import build_report, gather
@@ -49,7 +49,7 @@ class Page(HTMLParser):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     rows = hand_rows()
-    llm = make_run(root / "llm", rows)
+    llm = make_run(root / "llm", rows, failures=hand_failures())
     projection = EditsProjection("fafb_synthetic", 2.0e6, (1.5e6, 2.6e6), 8.0e5, (6.0e5, 1.0e6))
     make_cost(llm, rows, gpus=2, projection=projection)
     base = make_run(root / "base", correct_rows(rows), agent="baseline")
@@ -82,6 +82,10 @@ def test_report_is_self_contained_and_complete(runs):
         assert page.tables.get(table), table
     acc = " ".join(page.tables["accuracy-table"])
     assert "66.7" in acc and "50.0" in acc and "60.0" in acc  # merge, split, all of the hand count
+    reliability = " ".join(page.tables["reliability-table"])
+    assert "transport errors / request" in reliability and "timeouts / request" in reliability
+    assert "14.3" in reliability and "20.0" in reliability and "16.7" in reliability  # transport, per request
+    assert "2 LLM transport failures (their tasks asked again)" in text  # provenance of the run
     full = " ".join(page.tables["full-dataset-cost-table"])
     assert "mouse-like" in full and "fly-like" in full and "the pilot's own sample" in full
     assert "Latency per decision (a latency, not a cost)" in text

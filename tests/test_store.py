@@ -12,10 +12,12 @@ import pytest
 
 from proofpilot.errors import ConfigError, DataError
 from proofpilot.orchestrator.store import (
+    LLM_ERRORS_NAME,
     MANIFEST_NAME,
     VERDICTS_NAME,
     RunStore,
     config_hash,
+    read_llm_errors,
     read_verdicts,
     scan_verdicts,
 )
@@ -98,6 +100,30 @@ def test_torn_last_line_is_cut_on_resume(tmp_path):
         store.append(records([3]))
     scan = scan_verdicts(run / VERDICTS_NAME)
     assert scan.torn_bytes == 0 and [r["task_id"] for r in scan.records][-1] == "3:partner"
+
+
+def test_transport_failures_are_kept_apart_from_the_decisions(tmp_path):
+    """llm_errors.jsonl: a task may fail many times and still be decided once; it is created on the first
+    failure only, and a torn last line (a crash mid-write) is cut on resume, as for the verdicts."""
+    run = tmp_path / "run"
+    failure = {"task_id": "1:partner", "reason": "connection", "attempts": 3}
+    with RunStore.open(run, CONFIG, resume=False) as store:
+        store.append(records([0]))
+        assert not (run / LLM_ERRORS_NAME).exists()
+        assert store.append_llm_errors([failure, {**failure, "reason": "timeout"}]) == 2
+        assert store.done_task_ids == {"0:partner"} and store.n_llm_errors == 2
+        with pytest.raises(DataError, match="string task_id"):
+            store.append_llm_errors([{"reason": "timeout"}])
+    good = (run / LLM_ERRORS_NAME).read_bytes()
+    with open(run / LLM_ERRORS_NAME, "ab") as fh:
+        fh.write(b'{"task_id":"1:partner","rea')
+    assert [e["reason"] for e in read_llm_errors(run)] == ["connection", "timeout"]
+    with RunStore.open(run, CONFIG, resume=True) as store:
+        assert (run / LLM_ERRORS_NAME).read_bytes() == good
+        store.append_llm_errors([failure])
+        store.append(records([1]))
+    assert [e["reason"] for e in read_llm_errors(run)] == ["connection", "timeout", "connection"]
+    assert [r["task_id"] for r in read_verdicts(run)] == ["0:partner", "1:partner"]
 
 
 def test_damaged_middle_line_is_an_error_and_left_alone(tmp_path):
