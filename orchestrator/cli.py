@@ -16,6 +16,7 @@ import click
 from proofpilot.errors import DataError
 from proofpilot.orchestrator.outage import DEFAULT_OUTAGE_WAIT_S
 from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT
+from proofpilot.telemetry.projection import DEFAULT_USD_PER_GPU_HOUR
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,13 @@ def _split_urls(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
     help="Tasks hit by an LLM outage are asked again once the server answers; stop (exit 75, resumable) "
     "when no endpoint has answered for this long.",
 )
+@click.option(
+    "--usd-per-gpu-hour",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_USD_PER_GPU_HOUR,
+    show_default=True,
+    help="Price of one GPU-hour for the $ figures of cost.json (default: H100 SXM on-demand, mid-range).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def pilot(
     datastack: str,
@@ -153,6 +161,7 @@ def pilot(
     scrape_interval: float,
     request_timeout_s: float,
     outage_wait_s: float,
+    usd_per_gpu_hour: float,
     progress: bool,
 ) -> None:
     """Dispatch a pilot's merge/split decisions to an agent through Ray and measure what they cost.
@@ -171,7 +180,7 @@ def pilot(
         gpus_per_endpoint=gpus_per_endpoint, concurrency=concurrency, ray_address=ray_address,
         metrics_port=metrics_port, resume=resume, seed=seed, skeleton_layer=skeleton_layer,
         scrape_interval_s=scrape_interval, request_timeout_s=request_timeout_s, outage_wait_s=outage_wait_s,
-        progress=progress,
+        usd_per_gpu_hour=usd_per_gpu_hour, progress=progress,
     )  # fmt: skip
     result = run_pilot(config)
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())) or "none"

@@ -41,12 +41,13 @@ class Backoff:
 
 
 def models_probe(base_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
-    """True when the OpenAI-compatible endpoint answers GET /models with HTTP 200."""
+    """True when the OpenAI-compatible endpoint answers GET /models (any status but 5xx and 429: a server that
+    wants an API key answers 401, and is up)."""
     try:
         response = requests.get(f"{base_url.rstrip('/')}/models", timeout=timeout_s)
     except requests.RequestException:
         return False
-    return response.status_code == 200
+    return response.status_code < 500 and response.status_code != 429
 
 
 @dataclass

@@ -40,6 +40,7 @@ from proofpilot.orchestrator.ray_session import RayOptions, check_ray_address
 from proofpilot.orchestrator.records import DecisionTask
 from proofpilot.orchestrator.store import RunStore, StoreFullError, read_manifest, write_json_lines
 from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT, DecisionStatLogger, make_decision_logger
+from proofpilot.telemetry.projection import DEFAULT_USD_PER_GPU_HOUR
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class PilotConfig:
     scrape_interval_s: float = 1.0
     request_timeout_s: float = 120.0
     outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S  # stop when no LLM endpoint has answered for this long
+    usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR  # the $ basis of cost.json
     progress: bool = True
     auth_token: str | None = field(default=None, repr=False)
 
@@ -98,6 +100,8 @@ class PilotConfig:
             raise ConfigError("the scrape interval and request timeout must be positive")
         if not self.outage_wait_s > 0:
             raise ConfigError(f"--outage-wait must be positive, got {self.outage_wait_s}")
+        if not 0 <= self.usd_per_gpu_hour < float("inf"):
+            raise ConfigError(f"--usd-per-gpu-hour must be >= 0, got {self.usd_per_gpu_hour}")
 
     def identity(self) -> dict[str, Any]:
         """What defines the run's tasks and the meaning of its verdicts; `resume` requires the same.
@@ -210,6 +214,7 @@ def _session_spec(config: PilotConfig) -> SessionSpec:
         ray=RayOptions(address=config.ray_address, temp_dir=config.ray_temp_dir),
         scrape_interval_s=config.scrape_interval_s, gpus_per_endpoint=config.gpus_per_endpoint,
         progress=config.progress, outage_wait_s=config.outage_wait_s,
+        usd_per_gpu_hour=config.usd_per_gpu_hour,
     )  # fmt: skip
 
 

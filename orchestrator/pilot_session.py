@@ -37,7 +37,7 @@ from proofpilot.orchestrator.ray_session import RayOptions, ray_session
 from proofpilot.orchestrator.records import DecisionTask
 from proofpilot.orchestrator.store import RunStore
 from proofpilot.telemetry.metrics import DecisionStatLogger
-from proofpilot.telemetry.projection import EditsProjection
+from proofpilot.telemetry.projection import DEFAULT_USD_BASIS, DEFAULT_USD_PER_GPU_HOUR, EditsProjection
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ class SessionSpec:
     gpus_per_endpoint: int = 2
     progress: bool = True
     outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S
+    usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,7 @@ class PilotSession:
                 window, [DecisionUsage.from_verdict(v) for v in decided],
                 edits_by_op={op: len(ids) for op, ids in ops.items()},
                 gpus_per_endpoint=spec.gpus_per_endpoint, edits_projection=_safe(projection),
+                **_usd_basis(spec.usd_per_gpu_hour),
             )  # fmt: skip
         except (DataError, ConfigError) as exc:
             log.warning("no cost.json: %s", exc)
@@ -261,6 +263,13 @@ class PilotSession:
         cost_path = write_cost_json(report, run_dir)
         _keep_session_copy(cost_path, session)
         return window_path, cost_path, list(report.notes)
+
+
+def _usd_basis(usd_per_gpu_hour: float) -> dict[str, float | str]:
+    """The $ basis for cost.json: the default price with its source, or the user's own."""
+    if usd_per_gpu_hour == DEFAULT_USD_PER_GPU_HOUR:
+        return {"usd_per_gpu_hour": usd_per_gpu_hour, "usd_basis": DEFAULT_USD_BASIS}
+    return {"usd_per_gpu_hour": usd_per_gpu_hour, "usd_basis": "set with --usd-per-gpu-hour"}
 
 
 def _safe(projection: Callable[[], EditsProjection | None]) -> EditsProjection | None:

@@ -215,3 +215,37 @@ def test_dispatch_stops_cleanly_when_no_endpoint_answers_for_the_outage_wait(ray
     assert decided == [] and stats.completed == 0
     assert failed and {v.error_reason for _, v in failed} == {"server_error"}
     assert elapsed >= 1.0
+
+
+@pytest.mark.parametrize(
+    ("status", "up"), [(200, True), (401, True), (404, True), (429, False), (503, False)]
+)
+def test_the_health_probe_takes_any_answer_but_5xx_and_429_as_up(status, up):
+    """A server that wants an API key answers 401 to an anonymous probe: it is up. 5xx/429: not yet."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *_):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert models_probe(f"http://127.0.0.1:{server.server_address[1]}/v1") is up
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_health_probe_of_a_closed_port_is_down():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert models_probe(f"http://127.0.0.1:{port}/v1", timeout_s=2.0) is False

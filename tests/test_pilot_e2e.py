@@ -257,7 +257,7 @@ def test_ctrl_c_then_sigkill_then_resume_stores_every_task_once(slow_stub, tmp_p
     assert after_kill[: len(after_ctrl_c)] == after_ctrl_c  # nothing stored before was rewritten
 
     # 3. resume to the end: every task exactly once, and the earlier verdicts unchanged
-    done = run_cli([*args, "--resume"], ray_tmp)
+    done = run_cli([*args, "--resume", "--usd-per-gpu-hour", "4.5"], ray_tmp)  # a lab's own GPU price
     assert done.returncode == 0, done.stderr[-2000:]
     n_tasks = assert_every_task_once(run_dir)
     assert len(after_kill) < n_tasks
@@ -266,6 +266,9 @@ def test_ctrl_c_then_sigkill_then_resume_stores_every_task_once(slow_stub, tmp_p
     assert len(sessions) == 3 and sessions[-1]["ended"] == "done"
     # the latest session's window and cost, and each finished session's own copy (the killed one has none)
     assert (run_dir / "cost.json").read_bytes() == (run_dir / "cost.s3.json").read_bytes()
+    projection = json.loads((run_dir / "cost.json").read_text())["projection"]
+    assert projection["usd_per_gpu_hour"] == 4.5 and projection["usd_basis"] == "set with --usd-per-gpu-hour"
+    assert projection["usd"] == pytest.approx(projection["gpu_hours"] * 4.5)
     assert (run_dir / "vllm_window.s1.json").exists() and not (run_dir / "vllm_window.s2.json").exists()
     assert not alive_processes(agents, killed_at + 120 - time.monotonic()), "Ray agents never exited"
 
