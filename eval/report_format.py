@@ -90,3 +90,8 @@ def image(png: bytes | None, alt: str, images: list[int]) -> str:
     images.append(len(png))
     data = base64.b64encode(png).decode()
     return f'<figure><img src="data:image/png;base64,{data}" alt="{esc(alt)}"></figure>'
+
+
+def gpu_text(n: int) -> str:
+    """'1 GPU', '2 GPUs'."""
+    return f"{n} GPU" if int(n) == 1 else f"{n} GPUs"

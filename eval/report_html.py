@@ -15,7 +15,7 @@ from importlib import metadata
 
 from proofpilot.eval.decisions_rows import RunInfo
 from proofpilot.eval.report import EditsInput, ReportInputs
-from proofpilot.eval.report_format import esc, fmt
+from proofpilot.eval.report_format import esc, fmt, gpu_text
 from proofpilot.eval.report_sections import (
     accuracy_section,
     cost_section,
@@ -53,7 +53,7 @@ def _summary_items(inp: ReportInputs) -> list[str]:
     if tp:
         items.append(
             f"<li>measured cost: {fmt(tp['node_s_per_decision'], 'sig')} node-s per decision "
-            f"{_ci(*tp['node_s_per_decision_ci'], 'sig')} ({tp['gpus_per_endpoint']} GPUs per node = "
+            f"{_ci(*tp['node_s_per_decision_ci'], 'sig')} ({gpu_text(tp['gpus_per_endpoint'])} per node = "
             f"{fmt(tp['gpu_s_per_decision'], 'sig')} GPU-s per decision)</li>"
         )
     for row in inp.dataset_costs:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from proofpilot.eval import report_figures as figs
 from proofpilot.eval.decisions import EvalReport, GroupMetrics
 from proofpilot.eval.report import DatasetCost, EditsInput, ReportInputs
-from proofpilot.eval.report_format import DASH, esc, est_cell, fmt, image, pair_cell, table
+from proofpilot.eval.report_format import DASH, esc, est_cell, fmt, gpu_text, image, pair_cell, table
 from proofpilot.telemetry.projection import SEED_T_MERGE_S, SEED_T_SPLIT_S
 
 SEED_T = {"merge": SEED_T_MERGE_S, "split": SEED_T_SPLIT_S}
@@ -60,7 +60,7 @@ NO_COST = (
     "seed's placeholders only.</p></section>"
 )
 COST_NOTE = (
-    '<p class="note">node = one serving endpoint ({gpus} GPUs); node-s = seconds of that node while its '
+    '<p class="note">node = one serving endpoint ({gpus}); node-s = seconds of that node while its '
     "queue was non-empty, divided by the decisions it finished (under continuous batching this is the cost; "
     "a request's latency is not).</p>"
 )
@@ -170,7 +170,7 @@ def _cost_facts(cost: dict) -> str:
         f"<li>busy window: {busy} node-s of {fmt(tp['window_seconds'], 'sig')} s scraped "
         f"({100 * tp['busy_fraction']:.0f} % busy; requests waiting in "
         f"{100 * tp['saturated_fraction']:.0f} % of scrapes), {tp['n_endpoints']} endpoint(s) of "
-        f"{tp['gpus_per_endpoint']} GPUs</li>"
+        f"{gpu_text(tp['gpus_per_endpoint'])}</li>"
         f"<li>{tp['decisions']} decisions, {tp['llm_calls']} LLM calls: "
         f"<b>{fmt(tp['node_s_per_decision'], 'sig')} node-s per decision</b> [{fmt(lo, 'sig')}, "
         f"{fmt(hi, 'sig')}] = {fmt(tp['gpu_s_per_decision'], 'sig')} GPU-s per decision</li>"
@@ -193,7 +193,7 @@ def cost_section(cost: dict | None, images: list[int]) -> str:
     )
     return (
         '<section id="cost"><h2>Measured cost against the projection</h2>'
-        + COST_NOTE.format(gpus=gpus)
+        + COST_NOTE.format(gpus=gpu_text(gpus))
         + f"<ul>{_cost_facts(cost)}</ul>"
         + plot
         + table("cost-table", CAPTION["cost"], HEAD["cost"], rows, note=ci_note)
