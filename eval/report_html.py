@@ -49,6 +49,13 @@ def _summary_items(inp: ReportInputs) -> list[str]:
             items.append(
                 f"<li>accuracy {esc(c.a)} − {esc(c.b)}: {100 * d.value:+.1f} points{ci} (paired CI)</li>"
             )
+    missing = inp.manifest.get("neurons_without_log") or []
+    if missing:
+        sampled = len(inp.manifest.get("neuron_root_ids") or [])
+        items.append(
+            f'<li class="warn">{len(missing)} of {sampled} sampled neurons had no readable change log when '
+            "the run started; their tasks are not in this run (reasons in run.json)</li>"
+        )
     tp = (inp.cost or {}).get("throughput")
     if tp:
         items.append(

@@ -188,6 +188,12 @@ def pilot(
         f"{result.n_stored} of {result.n_tasks} tasks have verdicts ({result.n_new} new this session: "
         f"{outcomes}; {result.decisions_per_s:.1f} decisions/s); run dir {result.run_dir}"
     )
+    if result.neurons_without_log:
+        click.echo(
+            f"{result.neurons_without_log} of {result.n_neurons} sampled neurons had no readable change log "
+            "when the run started: their tasks are not in this run (reasons: run.json, "
+            "ingest/per_neuron.parquet)"
+        )
     if result.llm_errors:
         click.echo(f"LLM transport failures: {result.llm_errors} (asked again; see llm_errors.jsonl)")
     if result.cost_path is not None:

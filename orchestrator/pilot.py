@@ -138,6 +138,8 @@ class PilotResult:
     notes: tuple[str, ...] = ()
     unavailable: bool = False  # stopped: no LLM endpoint answered for the outage wait
     llm_errors: int = 0  # transport failures of this session (in llm_errors.jsonl; those tasks asked again)
+    n_neurons: int = 0  # sampled neurons
+    neurons_without_log: int = 0  # of them, those whose change log could not be read when the run started
 
     @property
     def complete(self) -> bool:
@@ -244,7 +246,8 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
             write_json_lines(config.run_dir / TASKS_NAME, (inputs.task_row(t) for t in tasks))
             inputs.write_ingest(sample, config.run_dir / "ingest")
             store.update_manifest(
-                pin=sample.ingest.pin.to_dict(), n_tasks=len(tasks), neuron_root_ids=list(sample.root_ids)
+                pin=sample.ingest.pin.to_dict(), n_tasks=len(tasks), neuron_root_ids=list(sample.root_ids),
+                neurons_without_log=inputs.neurons_without_log(sample),
             )
         todo = [t for t in tasks if t.task_id not in store.done_task_ids]
         log.info("%d tasks, %d already stored, %d to decide", len(tasks), len(tasks) - len(todo), len(todo))
@@ -272,6 +275,8 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
             decisions_per_s=outcome.decisions_per_s, metrics_url=exporter.url if exporter else None,
             window_path=outcome.window_path, cost_path=outcome.cost_path, outcomes=outcome.outcomes,
             notes=outcome.notes, unavailable=outcome.unavailable, llm_errors=store.n_llm_errors,
+            n_neurons=len(sample.root_ids),
+            neurons_without_log=len(read_manifest(config.run_dir).get("neurons_without_log", [])),
         )  # fmt: skip
         store.update_manifest(session={
             "ended": result.ended, "stored": store.n_appended, "llm_errors": store.n_llm_errors,

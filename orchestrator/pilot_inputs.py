@@ -96,6 +96,14 @@ def ingest_sample(
     return PilotSample(result, len(population), tuple(int(r) for r in sample.root_ids))
 
 
+def neurons_without_log(sample: PilotSample) -> list[dict[str, object]]:
+    """The sampled neurons whose change log could not be fetched, with the reason (for run.json)."""
+    rows = sample.ingest.per_neuron
+    failed = rows[rows["status"] != "ok"]
+    pairs = zip(failed["root_id"], failed["reason"], strict=True)
+    return [{"root_id": int(root), "reason": str(why)} for root, why in pairs]
+
+
 class NoDistractors:
     """For a datastack without a distractor source: merge operations give their partner task only."""
 

@@ -156,6 +156,9 @@ def test_neurons_whose_change_log_fails_are_reported_not_counted_as_zero_edits(u
     assert failed["reason"].str.startswith("HTTP 400").all()
     assert failed[["n_edits", "n_merges", "n_splits"]].isna().all().all()  # unknown, not 0
     assert f"{len(failed)} of 20 sampled neurons have no change log" in proc.stderr
+    assert f"{len(failed)} of 20 sampled neurons had no readable change log" in proc.stdout  # the summary
+    recorded = json.loads((run_dir / MANIFEST_NAME).read_text())["neurons_without_log"]
+    assert recorded == failed[["root_id", "reason"]].astype({"root_id": int}).to_dict("records")
     tasks = [json.loads(line) for line in (run_dir / "tasks.jsonl").read_text().splitlines()]
     assert not {t["neuron_root_id"] for t in tasks} & set(failed["root_id"])
     manifest = json.loads((run_dir / MANIFEST_NAME).read_text())

@@ -157,3 +157,24 @@ def test_cli_prints_the_path_and_bad_input_is_one_line(runs, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("proofpilot: error: ") and err.count("\n") == 1 and expected in err, err
     assert out.read_bytes() == before  # a failed report leaves the earlier one as it was
+
+
+def test_neurons_without_a_change_log_are_named_in_the_summary(runs, tmp_path):
+    """A run that started with unreadable change logs says so at the top; a complete one does not."""
+    import shutil
+
+    from proofpilot.orchestrator.store import MANIFEST_NAME
+
+    _, base = runs
+    run = tmp_path / "run"
+    shutil.copytree(base, run)
+    manifest = json.loads((run / MANIFEST_NAME).read_text())
+    manifest["neuron_root_ids"] = [1, 2, 3, 4]
+    manifest["neurons_without_log"] = [{"root_id": 4, "reason": "HTTP 400 from /segment/…"}]
+    (run / MANIFEST_NAME).write_text(json.dumps(manifest))
+    build_report(run, (), out_path=tmp_path / "w.html", n_bootstrap=100)
+    warned = (tmp_path / "w.html").read_text()
+    assert "1 of 4 sampled neurons had no readable change log" in warned
+    build_report(base, (), out_path=tmp_path / "c.html", n_bootstrap=100)
+    clean = (tmp_path / "c.html").read_text()
+    assert "no readable change log" not in clean
