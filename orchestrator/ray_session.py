@@ -32,7 +32,7 @@ class RayOptions:
 
     address: str | None = None
     num_cpus: int | None = None  # local only; None = the machine's cores
-    temp_dir: str | None = None  # local only; None = $PROOFPILOT_RAY_TMPDIR or /tmp/pp-ray-<uid>
+    temp_dir: str | None = None  # local only; None = $PROOFPILOT_RAY_TMPDIR or pp-ray-<uid> in the temp dir
 
 
 def default_temp_dir() -> str:
