@@ -246,7 +246,9 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
             write_json_lines(config.run_dir / TASKS_NAME, (inputs.task_row(t) for t in tasks))
             inputs.write_ingest(sample, config.run_dir / "ingest")
             store.update_manifest(
-                pin=sample.ingest.pin.to_dict(), n_tasks=len(tasks), neuron_root_ids=list(sample.root_ids),
+                pin=sample.ingest.pin.to_dict(),
+                n_tasks=len(tasks),
+                neuron_root_ids=list(sample.root_ids),
                 neurons_without_log=inputs.neurons_without_log(sample),
             )
         todo = [t for t in tasks if t.task_id not in store.done_task_ids]

@@ -35,7 +35,8 @@ from proofpilot.orchestrator.dispatch import (
 from proofpilot.orchestrator.outage import DEFAULT_OUTAGE_WAIT_S, EndpointHealth, models_probe
 from proofpilot.orchestrator.ray_session import RayOptions, ray_session
 from proofpilot.orchestrator.records import DecisionTask
-from proofpilot.orchestrator.store import RunStore
+from proofpilot.orchestrator.run_cost import run_cost_report, session_file
+from proofpilot.orchestrator.store import RunStore, read_verdicts
 from proofpilot.telemetry.metrics import DecisionStatLogger
 from proofpilot.telemetry.projection import DEFAULT_USD_BASIS, DEFAULT_USD_PER_GPU_HOUR, EditsProjection
 
@@ -247,21 +248,30 @@ class PilotSession:
         for v in decided:
             task = self.tasks[v.task_id]
             ops.setdefault(task.op_kind, set()).add(task.operation_id)
+        basis = {"gpus_per_endpoint": spec.gpus_per_endpoint, "edits_projection": _safe(projection),
+                 **_usd_basis(spec.usd_per_gpu_hour)}  # fmt: skip
         try:
             report = build_cost_report(
                 window, [DecisionUsage.from_verdict(v) for v in decided],
-                edits_by_op={op: len(ids) for op, ids in ops.items()},
-                gpus_per_endpoint=spec.gpus_per_endpoint, edits_projection=_safe(projection),
-                **_usd_basis(spec.usd_per_gpu_hour),
+                edits_by_op={op: len(ids) for op, ids in ops.items()}, **basis,
             )  # fmt: skip
         except (DataError, ConfigError) as exc:
             log.warning("no cost.json: %s", exc)
             return window_path, None, [f"no cost.json: {exc}"]
         if session > 1:
-            note = f"session {session} of a resumed run: the cost covers this session's decisions only"
+            note = f"session {session} of a resumed run: this file covers this session's decisions only"
             report = dataclasses.replace(report, notes=(*report.notes, note))
         cost_path = write_cost_json(report, run_dir)
         _keep_session_copy(cost_path, session)
+        if session > 1:  # cost.json becomes the run's: every session with a saved window
+            try:
+                run_report = run_cost_report(run_dir, session, read_verdicts(run_dir), **basis)
+            except (DataError, ConfigError) as exc:
+                log.warning("cost.json holds this session only: no run-level cost: %s", exc)
+                return window_path, cost_path, [*report.notes, f"no run-level cost: {exc}"]
+            if run_report is not None:
+                write_cost_json(run_report, run_dir)
+                return window_path, cost_path, list(run_report.notes)
         return window_path, cost_path, list(report.notes)
 
 
@@ -281,5 +291,5 @@ def _safe(projection: Callable[[], EditsProjection | None]) -> EditsProjection |
 
 
 def _keep_session_copy(path: Path, session: int) -> None:
-    """`cost.json` and `vllm_window.json` hold the latest session; `cost.s2.json` etc. each session's own."""
-    shutil.copyfile(path, path.with_name(f"{path.stem}.s{session}{path.suffix}"))
+    """`cost.s2.json`, `vllm_window.s2.json` etc.: each session's own (`cost.json` is the run's)."""
+    shutil.copyfile(path, session_file(path.parent, path.name, session))
