@@ -1,4 +1,5 @@
-"""Test isolation: a private HOME and a loopback-only socket guard, set up before any project import.
+"""Test isolation: a private HOME and a loopback-only socket guard, set up before any project import; Ctrl-C
+delivered as in a terminal.
 
 caveclient, cloud-volume, navis/matplotlib, Ray and vLLM write under $HOME at import or start time
 (shared reference: cave-api.md §2), so HOME and the per-library overrides point into a temp dir
@@ -8,6 +9,7 @@ before those libraries are imported. Any connect() to a non-loopback address rai
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import tempfile
 from pathlib import Path
@@ -29,6 +31,12 @@ os.environ.update(
 )
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_var, None)
+
+# A shell without job control starts a background job (`cmd &` in a script) with SIGINT ignored, and every
+# child process inherits that; the Ctrl-C tests need SIGINT handled as in a terminal (a Python handler is
+# reset to the default in exec'd children, so they get Python's KeyboardInterrupt again).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _LOOPBACK_NAMES = {"localhost", "::1", "0:0:0:0:0:0:0:1"}
 _real_connect = socket.socket.connect
