@@ -39,6 +39,7 @@ from proofpilot.eval.decisions_stats import (
     resample_weights,
 )
 from proofpilot.eval.edits_records import Estimate
+from proofpilot.orchestrator.records import ROLE_LABEL
 
 OPS = ("merge", "split", "all")
 LATENCY_QUANTILES = {"latency_p50_s": 0.5, "latency_p90_s": 0.9, "latency_p99_s": 0.99}
@@ -328,6 +329,7 @@ def evaluate(
         for r in runs
         if r.n_llm_errors_undecided
     ]
+    notes += one_sided_notes(rows)
     bootstrap = {
         "method": CLUSTER_PERCENTILE,
         "clusters": "neuron_root_id (the union over all runs, ascending)",
@@ -344,6 +346,26 @@ def evaluate(
         convention=NO_ANSWER_CONVENTION, bootstrap=bootstrap, notes=tuple(notes),
     )  # fmt: skip
     return report, rows.drop(columns=["heavy_tail_bin"])
+
+
+ROLES_OF_OP = {"merge": ("partner", "distractor"), "split": ("before_split", "clean")}
+
+
+def one_sided_notes(rows: pd.DataFrame) -> list[str]:
+    """A warning per agent and op type whose tasks all have one ground truth (e.g. a live datastack without a
+    distractor source gives merge partners only): accuracy then cannot tell a discriminating agent from one
+    that always gives that answer."""
+    notes = []
+    for (agent, op), sub in rows.groupby(["agent_label", "op_kind"], sort=True):
+        present = [role for role in ROLES_OF_OP.get(str(op), ()) if (sub["role"] == role).any()]
+        if len(present) == 1:
+            (missing,) = set(ROLES_OF_OP[str(op)]) - set(present)
+            always = ROLE_LABEL[present[0]]
+            notes.append(
+                f"{agent}: every {op} task is a '{present[0]}' task (no '{missing}' tasks): {op} accuracy "
+                f"is 1.0 for an agent that always answers '{always}', so it measures only one side"
+            )
+    return notes
 
 
 ROW_COLUMNS = (

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from proofpilot.errors import DataError
-from proofpilot.orchestrator.outage import DEFAULT_OUTAGE_WAIT_S
+from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, DEFAULT_OUTAGE_WAIT_S
 from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT
 from proofpilot.telemetry.projection import DEFAULT_USD_PER_GPU_HOUR
 
@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class LlmUnavailableError(DataError):
-    """No LLM endpoint answered for the outage wait; what is stored stays, the rest waits for --resume."""
+    """No LLM endpoint answered for the outage wait, or some tasks kept failing on their own; what is stored
+    stays, the rest waits for --resume."""
 
     exit_code = 75  # EX_TEMPFAIL: try again later
 
@@ -134,6 +135,14 @@ def _split_urls(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
     "when no endpoint has answered for this long.",
 )
 @click.option(
+    "--max-task-failures",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_TASK_FAILURES,
+    show_default=True,
+    help="A task whose own request fails in transport this many times while the server decides other "
+    "tasks is set aside for the session (exit 75, resumable).",
+)
+@click.option(
     "--usd-per-gpu-hour",
     type=click.FloatRange(min=0),
     default=DEFAULT_USD_PER_GPU_HOUR,
@@ -161,6 +170,7 @@ def pilot(
     scrape_interval: float,
     request_timeout_s: float,
     outage_wait_s: float,
+    max_task_failures: int,
     usd_per_gpu_hour: float,
     progress: bool,
 ) -> None:
@@ -170,7 +180,8 @@ def pilot(
     decision tasks, sends them to the LLM endpoints (async Ray actors, bounded in-flight requests) or to the
     baseline, stores every verdict as it arrives (RUN_DIR/verdicts.jsonl), serves Prometheus metrics on
     127.0.0.1, scrapes vLLM's /metrics and writes RUN_DIR/cost.json. Ctrl-C stops cleanly; --resume continues.
-    Tasks hit by an LLM outage are asked again when the server is back (failures: RUN_DIR/llm_errors.jsonl).
+    Tasks hit by an LLM outage are asked again when the server is back (failures: RUN_DIR/llm_errors.jsonl);
+    a task whose own request keeps failing is set aside after --max-task-failures, for --resume.
     """
     from proofpilot.orchestrator.pilot import PilotConfig, run_pilot
 
@@ -180,7 +191,7 @@ def pilot(
         gpus_per_endpoint=gpus_per_endpoint, concurrency=concurrency, ray_address=ray_address,
         metrics_port=metrics_port, resume=resume, seed=seed, skeleton_layer=skeleton_layer,
         scrape_interval_s=scrape_interval, request_timeout_s=request_timeout_s, outage_wait_s=outage_wait_s,
-        usd_per_gpu_hour=usd_per_gpu_hour, progress=progress,
+        usd_per_gpu_hour=usd_per_gpu_hour, progress=progress, max_task_failures=max_task_failures,
     )  # fmt: skip
     result = run_pilot(config)
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())) or "none"
@@ -210,3 +221,9 @@ def pilot(
             f"proofpilot: interrupted; continue with the same command and --resume ({run_dir})", err=True
         )
         raise SystemExit(130)
+    if result.set_aside:
+        raise LlmUnavailableError(
+            f"{len(result.set_aside)} task(s) failed {max_task_failures} times in transport while the LLM "
+            f"decided others (first: {result.set_aside[0]}; reasons in llm_errors.jsonl): {result.undecided} "
+            f"of {result.n_tasks} tasks are undecided; rerun with --resume to ask them again ({run_dir})"
+        )

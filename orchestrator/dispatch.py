@@ -14,7 +14,8 @@
   not a decision: it goes to `on_failures`, its task back to the queue, and its endpoint is held until it
   answers again (orchestrator.outage: probes with capped exponential backoff; the other endpoints keep
   working). When no endpoint has answered for `outage_wait_s`, the loop stops (`unavailable=True`) and the
-  undecided tasks stay undecided.
+  undecided tasks stay undecided. A task that fails on its own while others are decided is set aside after
+  `max_task_failures` (orchestrator.outage.TaskStrikes; `DispatchStats.set_aside`).
 - Ctrl-C (SIGINT) or SIGTERM stop the loop between batches: nothing is submitted any more, pending calls are
   cancelled, and every verdict already handed over stays handed over. A second Ctrl-C aborts at once.
 - Actors and remote functions are defined once, at module level (a class defined in a loop is re-exported
@@ -40,7 +41,7 @@ from tqdm.auto import tqdm
 
 from proofpilot.agent.records import TRANSPORT_REASONS, Verdict
 from proofpilot.errors import ConfigError, DataError, ProofpilotError
-from proofpilot.orchestrator.outage import EndpointHealth
+from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, EndpointHealth, TaskStrikes
 from proofpilot.telemetry.metrics import DecisionStatLogger, NoOpDecisionLogger
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,7 @@ class DispatchStats:
     seconds: float = 0.0
     interrupted: bool = False
     unavailable: bool = False  # stopped because no endpoint answered for the outage wait
+    set_aside: list[str] = field(default_factory=list)  # tasks that kept failing while others were decided
     dead_workers: int = 0
     per_endpoint: dict[str, int] = field(default_factory=dict)
 
@@ -244,6 +246,7 @@ class Dispatcher:
         max_batch: int = 8,
         on_failures: Callable[[list[tuple[WorkItem, Verdict]]], None] | None = None,
         health: EndpointHealth | None = None,
+        max_task_failures: int = DEFAULT_MAX_TASK_FAILURES,
     ) -> None:
         """`on_failures` gets the transport failures (default: ignored); `health` tracks the endpoints'
         outages (default: no probe, an endpoint is tried again after the backoff). `run` closes it."""
@@ -256,6 +259,7 @@ class Dispatcher:
         self.logger = logger or NoOpDecisionLogger()
         self.max_attempts = max_attempts
         self.max_batch = max(1, max_batch)
+        self.max_task_failures = max_task_failures
         self.stop = StopRequest()
 
     def _pick(self) -> WorkerSlot | None:
@@ -280,6 +284,7 @@ class Dispatcher:
         """Dispatch every item; returns when all are decided, or early: on a stop request (interrupted=True)
         or when no endpoint answered for the outage wait (unavailable=True)."""
         stats = DispatchStats()
+        strikes = TaskStrikes(self.max_task_failures)
         queue: deque[tuple[WorkItem, int]] = deque((item, 1) for item in items)
         pending: dict[Any, tuple[list[tuple[WorkItem, int]], WorkerSlot]] = {}
         bar = tqdm(
@@ -314,7 +319,12 @@ class Dispatcher:
                     if failed:
                         self.on_failures([(item, verdict) for (item, _), verdict in failed])
                         stats.transport_failures += len(failed)
-                        queue.extendleft(queued for queued, _ in reversed(failed))  # asked again first
+                        again = [
+                            queued
+                            for queued, v in failed
+                            if not self._set_aside(queued[0], v, strikes, stats)
+                        ]
+                        queue.extendleft(reversed(again))  # asked again first
                     if done:
                         self.on_verdicts(done)
                         stats.completed += len(done)
@@ -390,6 +400,16 @@ class Dispatcher:
             done.extend(decided)
             failed.extend(lost)
         return done, failed
+
+    def _set_aside(
+        self, item: WorkItem, verdict: Verdict, strikes: TaskStrikes, stats: DispatchStats
+    ) -> bool:
+        if not strikes.failed(item.task_id, stats.completed):
+            return False
+        stats.set_aside.append(item.task_id)
+        log.warning("task %s failed %d times in transport (%s) while other tasks were decided: set aside for "
+                    "this session", item.task_id, self.max_task_failures, verdict.error_reason)  # fmt: skip
+        return True
 
     def _retry(self, queue, batch, exc: BaseException, stats: DispatchStats) -> None:
         for item, attempt in batch:

@@ -10,6 +10,10 @@ from it resets the backoff. Healthy endpoints keep working meanwhile.
 
 The bound: when every endpoint has failed since the last decision and no decision has come for
 `outage_wait_s`, `gave_up()` is true and the session stops cleanly (its undecided tasks stay for `--resume`).
+
+A task whose own request keeps failing while the server decides other tasks (a prompt that crashes the
+engine, say) is not an outage: `TaskStrikes` counts its failures with decisions of other tasks in between,
+and after `max_task_failures` the dispatcher sets it aside for the session instead of asking it forever.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import requests
 log = logging.getLogger(__name__)
 
 DEFAULT_OUTAGE_WAIT_S = 300.0
+DEFAULT_MAX_TASK_FAILURES = 5
 PROBE_TIMEOUT_S = 5.0
 
 
@@ -48,6 +53,27 @@ def models_probe(base_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
     except requests.RequestException:
         return False
     return response.status_code < 500 and response.status_code != 429
+
+
+class TaskStrikes:
+    """Transport failures of each task that are its own: the first, and every later one with decisions of
+    other tasks in between (failures during an outage, with nothing decided, do not add up)."""
+
+    def __init__(self, max_task_failures: int = DEFAULT_MAX_TASK_FAILURES) -> None:
+        if max_task_failures < 1:
+            raise ValueError("max_task_failures must be at least 1")
+        self.max_task_failures = max_task_failures
+        self._strikes: dict[str, int] = {}
+        self._decided_at_last: dict[str, int] = {}
+
+    def failed(self, task_id: str, decided_so_far: int) -> bool:
+        """Count a failure of `task_id` (`decided_so_far`: decisions of the session until now); True when the
+        task has reached the limit and should be set aside."""
+        last = self._decided_at_last.get(task_id)
+        if last is None or decided_so_far > last:
+            self._strikes[task_id] = self._strikes.get(task_id, 0) + 1
+        self._decided_at_last[task_id] = decided_so_far
+        return self._strikes[task_id] >= self.max_task_failures
 
 
 @dataclass

@@ -16,7 +16,8 @@ of the partial session are written, and `resume=True` continues the run.
 An LLM outage is not a decision: the affected tasks are asked again once their endpoint answers (their
 failures go to llm_errors.jsonl). When no endpoint answers for `outage_wait_s`, the session stops the same
 clean way (ended "llm_unavailable" in the manifest, `PilotResult.unavailable`); `resume=True` then asks
-exactly the tasks without a stored verdict.
+exactly the tasks without a stored verdict. A task whose own request keeps failing while others are decided
+is set aside after `max_task_failures` (ended "tasks_set_aside", `PilotResult.set_aside`), also for `resume`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from proofpilot.agent.schema import PROMPT_VERSION
 from proofpilot.datastack.client import ClientSettings, add_request_observer, remove_request_observer
 from proofpilot.errors import ConfigError, DataError
 from proofpilot.orchestrator import pilot_inputs as inputs
-from proofpilot.orchestrator.outage import DEFAULT_OUTAGE_WAIT_S
+from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, DEFAULT_OUTAGE_WAIT_S
 from proofpilot.orchestrator.pilot_session import PilotSession, SessionOutcome, SessionSpec
 from proofpilot.orchestrator.ray_session import RayOptions, check_ray_address
 from proofpilot.orchestrator.records import DecisionTask
@@ -73,6 +74,7 @@ class PilotConfig:
     scrape_interval_s: float = 1.0
     request_timeout_s: float = 120.0
     outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S  # stop when no LLM endpoint has answered for this long
+    max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # set a task aside after this many failures of its own
     usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR  # the $ basis of cost.json
     progress: bool = True
     auth_token: str | None = field(default=None, repr=False)
@@ -100,6 +102,8 @@ class PilotConfig:
             raise ConfigError("the scrape interval and request timeout must be positive")
         if not self.outage_wait_s > 0:
             raise ConfigError(f"--outage-wait must be positive, got {self.outage_wait_s}")
+        if self.max_task_failures < 1:
+            raise ConfigError(f"--max-task-failures must be >= 1, got {self.max_task_failures}")
         if not 0 <= self.usd_per_gpu_hour < float("inf"):
             raise ConfigError(f"--usd-per-gpu-hour must be >= 0, got {self.usd_per_gpu_hour}")
 
@@ -137,6 +141,7 @@ class PilotResult:
     outcomes: dict[str, int]
     notes: tuple[str, ...] = ()
     unavailable: bool = False  # stopped: no LLM endpoint answered for the outage wait
+    set_aside: tuple[str, ...] = ()  # tasks that kept failing in transport while others were decided
     llm_errors: int = 0  # transport failures of this session (in llm_errors.jsonl; those tasks asked again)
     n_neurons: int = 0  # sampled neurons
     neurons_without_log: int = 0  # of them, those whose change log could not be read when the run started
@@ -151,8 +156,13 @@ class PilotResult:
 
     @property
     def ended(self) -> str:
-        """How the session ended, as the manifest says: done | interrupted | llm_unavailable."""
-        return "llm_unavailable" if self.unavailable else "interrupted" if self.interrupted else "done"
+        """How the session ended, as the manifest says: done | interrupted | llm_unavailable |
+        tasks_set_aside."""
+        if self.unavailable:
+            return "llm_unavailable"
+        if self.interrupted:
+            return "interrupted"
+        return "tasks_set_aside" if self.set_aside else "done"
 
 
 def check_endpoints(urls: tuple[str, ...], model: str, timeout_s: float = 10.0) -> None:
@@ -216,7 +226,7 @@ def _session_spec(config: PilotConfig) -> SessionSpec:
         ray=RayOptions(address=config.ray_address, temp_dir=config.ray_temp_dir),
         scrape_interval_s=config.scrape_interval_s, gpus_per_endpoint=config.gpus_per_endpoint,
         progress=config.progress, outage_wait_s=config.outage_wait_s,
-        usd_per_gpu_hour=config.usd_per_gpu_hour,
+        usd_per_gpu_hour=config.usd_per_gpu_hour, max_task_failures=config.max_task_failures,
     )  # fmt: skip
 
 
@@ -276,13 +286,14 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
             n_new=store.n_appended, interrupted=outcome.interrupted, seconds=outcome.seconds,
             decisions_per_s=outcome.decisions_per_s, metrics_url=exporter.url if exporter else None,
             window_path=outcome.window_path, cost_path=outcome.cost_path, outcomes=outcome.outcomes,
-            notes=outcome.notes, unavailable=outcome.unavailable, llm_errors=store.n_llm_errors,
+            notes=outcome.notes, unavailable=outcome.unavailable, set_aside=outcome.set_aside,
+            llm_errors=store.n_llm_errors,
             n_neurons=len(sample.root_ids),
             neurons_without_log=len(read_manifest(config.run_dir).get("neurons_without_log", [])),
         )  # fmt: skip
         store.update_manifest(session={
             "ended": result.ended, "stored": store.n_appended, "llm_errors": store.n_llm_errors,
-            "undecided": result.undecided, "seconds": outcome.seconds,
+            "undecided": result.undecided, "set_aside": list(result.set_aside), "seconds": outcome.seconds,
             "decisions_per_s": outcome.decisions_per_s,
         })  # fmt: skip
         return result

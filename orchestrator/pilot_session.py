@@ -5,7 +5,8 @@ Decisions (valid or invalid answers, request errors) are stored in verdicts.json
 (the server down, a timeout, HTTP 5xx/429 after the client's retries) is not a decision: it is stored in
 llm_errors.jsonl and counted in Prometheus by reason, and its task is asked again once its endpoint answers
 (orchestrator.outage); after `outage_wait_s` without any answer the session stops, its undecided tasks
-left for `--resume`.
+left for `--resume`. A task that keeps failing on its own while others are decided is set aside after
+`max_task_failures`, also left for `--resume`.
 
 The scrape starts once the Ray workers are up (so Ray's start-up is not in the window) and stops when the last
 verdict is stored, also after Ctrl-C or a failure; the window and the cost of a partial session are kept.
@@ -32,7 +33,12 @@ from proofpilot.orchestrator.dispatch import (
     start_llm_workers,
     stop_workers,
 )
-from proofpilot.orchestrator.outage import DEFAULT_OUTAGE_WAIT_S, EndpointHealth, models_probe
+from proofpilot.orchestrator.outage import (
+    DEFAULT_MAX_TASK_FAILURES,
+    DEFAULT_OUTAGE_WAIT_S,
+    EndpointHealth,
+    models_probe,
+)
 from proofpilot.orchestrator.ray_session import RayOptions, ray_session
 from proofpilot.orchestrator.records import DecisionTask
 from proofpilot.orchestrator.run_cost import run_cost_report, session_file
@@ -104,6 +110,7 @@ class SessionSpec:
     progress: bool = True
     outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S
     usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR
+    max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # a task failing on its own is set aside after this
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,7 @@ class SessionOutcome:
     notes: tuple[str, ...]
     unavailable: bool = False  # stopped: no LLM endpoint answered for the outage wait
     llm_errors: int = 0  # transport failures stored by this session
+    set_aside: tuple[str, ...] = ()  # tasks that kept failing in transport while others were decided
 
 
 class PilotSession:
@@ -177,7 +185,7 @@ class PilotSession:
                     before = len(self.store)
                     dispatcher = Dispatcher(
                         slots, self.on_verdicts, self.logger, on_failures=self.on_failures,
-                        health=self._health(spec),
+                        health=self._health(spec), max_task_failures=spec.max_task_failures,
                     )  # fmt: skip
                     stats = dispatcher.run(
                         items, total=before + len(items), initial=before, progress=spec.progress
@@ -199,7 +207,7 @@ class PilotSession:
             completed=stats.completed, seconds=stats.seconds, decisions_per_s=stats.decisions_per_s,
             interrupted=stats.interrupted, outcomes=dict(self.outcomes), window_path=window_path,
             cost_path=cost_path, notes=tuple(notes), unavailable=stats.unavailable,
-            llm_errors=self.store.n_llm_errors,
+            llm_errors=self.store.n_llm_errors, set_aside=tuple(stats.set_aside),
         )  # fmt: skip
 
     @staticmethod

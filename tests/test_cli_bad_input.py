@@ -180,6 +180,8 @@ CASES = [
      "--model fake --scrape-interval -1", "scrape interval"),
     ("pilot-zero-outage-wait", NEW_PILOT + "--datastack {mouse} --neurons 5 --llm-url {llm} --model fake "
      "--outage-wait 0", "--outage-wait"),
+    ("pilot-zero-max-task-failures", NEW_PILOT + "--datastack {mouse} --neurons 5 --llm-url {llm} "
+     "--model fake --max-task-failures 0", "--max-task-failures"),
     ("pilot-negative-gpu-price", NEW_PILOT + "--datastack {mouse} --neurons 5 --llm-url {llm} --model fake "
      "--usd-per-gpu-hour -1", "--usd-per-gpu-hour"),
     ("pilot-llm-agent-without-url", NEW_PILOT + "--datastack {mouse} --neurons 5 --model fake", "--llm-url"),

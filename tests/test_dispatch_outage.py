@@ -24,7 +24,7 @@ from proofpilot.orchestrator.dispatch import (
     start_llm_workers,
     stop_workers,
 )
-from proofpilot.orchestrator.outage import Backoff, EndpointHealth, models_probe
+from proofpilot.orchestrator.outage import Backoff, EndpointHealth, TaskStrikes, models_probe
 from proofpilot.orchestrator.ray_session import RayOptions, ray_session
 
 CAPACITY = 4  # requests in flight per endpoint
@@ -86,7 +86,22 @@ def items(n: int) -> list[WorkItem]:
     ]
 
 
-def dispatch(urls: list[str], work: list[WorkItem], outage_wait_s: float = 300.0):
+class PoisonLLM(SwitchedLLM):
+    """Up, but HTTP 500 to every request of the tasks in `poison` (their own requests fail)."""
+
+    def __init__(self, poison: set[str]) -> None:
+        super().__init__(down=False)
+        self.poison = poison
+
+    def answer(self, task_id: str, body: dict) -> tuple[int, dict[str, str], bytes]:
+        if task_id in self.poison:
+            with self._lock:
+                self.chats.append((time.monotonic(), task_id, True))
+            return FakeLLM.answer(self, f"err500-{task_id}", body)
+        return super().answer(task_id, body)
+
+
+def dispatch(urls: list[str], work: list[WorkItem], outage_wait_s: float = 300.0, max_task_failures: int = 5):
     """Run the dispatcher; (stats, decisions, failures) with each as (task id, verdict)."""
     decided, failed = [], []
     slots = start_llm_workers(urls, "fake", CAPACITY, CLIENT)
@@ -97,6 +112,7 @@ def dispatch(urls: list[str], work: list[WorkItem], outage_wait_s: float = 300.0
             lambda batch: decided.extend((i.task_id, v) for i, v in batch),
             on_failures=lambda batch: failed.extend((i.task_id, v) for i, v in batch),
             health=health,
+            max_task_failures=max_task_failures,
         )
         stats = dispatcher.run(work, progress=False)
     finally:
@@ -107,6 +123,19 @@ def dispatch(urls: list[str], work: list[WorkItem], outage_wait_s: float = 300.0
 # -- the health state without Ray ----------------------------------------------------------------------------
 def test_backoff_doubles_up_to_its_cap():
     assert [Backoff(0.5, 2.0, 3.0).delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_task_strikes_count_only_failures_with_decisions_in_between():
+    strikes = TaskStrikes(3)
+    assert not strikes.failed("a", 0)  # its first failure
+    assert not strikes.failed("a", 0)  # nothing decided since: an outage, not this task
+    assert not strikes.failed("a", 0)
+    assert not strikes.failed("a", 4)  # others decided since its last failure: 2
+    assert not strikes.failed("b", 4)
+    assert strikes.failed("a", 5)  # 3: set aside
+    assert not strikes.failed("b", 4) and strikes.failed("b", 6) is False  # b: 1, 1, 2
+    with pytest.raises(ValueError):
+        TaskStrikes(0)
 
 
 class Clock:
@@ -203,6 +232,21 @@ def test_tasks_hit_by_an_outage_are_sent_again_only_after_the_endpoint_answers_i
     assert len(probes) == 2
     assert probes[0] - last_failure >= backoff.delay(1) and probes[1] - probes[0] >= backoff.delay(2)
     assert min(t for t, _, down in chats if not down) >= probes[1]
+
+
+def test_a_task_that_fails_on_its_own_is_set_aside_while_the_others_are_decided(ray_up):
+    work = items(24)
+    poison = work[0].task_id
+    # a broken implementation would re-ask the task until the outage wait (60 s) ends the session instead
+    with PoisonLLM({poison}) as llm:
+        stats, decided, failed = dispatch([llm.base_url], work, outage_wait_s=60.0, max_task_failures=3)
+        poison_chats = [t for _, t, _ in llm.chats if t == poison]
+
+    assert not stats.unavailable and not stats.interrupted
+    assert stats.set_aside == [poison]
+    assert sorted(t for t, _ in decided) == sorted(i.task_id for i in work[1:])  # the others, once each
+    assert [t for t, _ in failed] == [poison] * 3 and stats.transport_failures == 3
+    assert len(poison_chats) == 3 * 3  # three asks, each with the client's two retries
 
 
 def test_dispatch_stops_cleanly_when_no_endpoint_answers_for_the_outage_wait(ray_up):

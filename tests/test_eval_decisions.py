@@ -204,3 +204,15 @@ def test_cli_writes_eval_and_prints_ci(hand_run, tmp_path, capsys):
     assert "llm merge" in out.replace("  ", " ") and "accuracy 0.667 [" in out
     assert "accuracy llm − baseline (all): -0.400 [" in out
     assert (hand_run / "eval" / "eval.json").exists() and (hand_run / "eval" / "eval_rows.parquet").exists()
+
+
+def test_one_sided_tasks_are_flagged(hand_run, tmp_path):
+    # a datastack without a distractor source: merge operations give only their true-partner task
+    rows = [r for r in hand_rows() if r.role != "distractor"]
+    assert {r.role for r in rows} == {"partner", "before_split", "clean"}
+    report, _ = evaluate([make_run(tmp_path / "partners-only", rows)], n_bootstrap=200)
+    flagged = [n for n in report.notes if "measures only one side" in n]
+    assert len(flagged) == 1 and "every merge task is a 'partner' task" in flagged[0]
+    assert "always answers 'merge'" in flagged[0]
+    both, _ = evaluate([hand_run], n_bootstrap=200)
+    assert not [n for n in both.notes if "measures only one side" in n]

@@ -306,6 +306,51 @@ def test_an_llm_outage_longer_than_the_wait_ends_the_cli_with_one_line(tmp_path,
     assert read_verdicts(run_dir) == [] and read_llm_errors(run_dir)
 
 
+class PoisonLLM(faults.FakeLLM):
+    """Serves, but answers HTTP 500 to every request of the first task it is asked (until `healed`)."""
+
+    poison: str | None = None
+    healed = False
+
+    def answer(self, task_id: str, body: dict) -> tuple[int, dict[str, str], bytes]:
+        with self._lock:
+            self.poison = self.poison or task_id
+            failing = task_id == self.poison and not self.healed
+        return super().answer(f"{'err500' if failing else 'good'}-{task_id}", body)
+
+
+def test_a_task_whose_own_request_keeps_failing_is_set_aside_and_resumed(tmp_path, ray_tmp):
+    """Injected: one task's request always fails (HTTP 500) while the server decides the others. The pilot
+    decides the rest and sets that task aside after --max-task-failures instead of asking it until the outage
+    wait: exit 75, one line naming it; --resume asks exactly it once the server is healed."""
+    run_dir = tmp_path / "run"
+    args = ["--datastack", FLY, "--neurons", "6", "--max-ops-per-neuron", "1", "--metrics-port", "0",
+            "--no-progress", "--model", "fake", "--gpus-per-endpoint", "1", "--concurrency", "4",
+            "--run-dir", str(run_dir)]  # fmt: skip
+    with PoisonLLM() as llm:
+        first = faults.run_pilot_cli([*args, "--llm-url", llm.base_url, "--max-task-failures", "2",
+                                      "--outage-wait", "120"], ray_tmp)  # fmt: skip
+        poison = llm.poison
+        assert first.returncode == 75, first.stderr[-2000:]
+        assert "Traceback" not in first.stderr
+        lines = first.stderr.strip().splitlines()
+        assert [line for line in lines if line.startswith("proofpilot: error:")] == [lines[-1]], first.stderr
+        book = faults.ledger(run_dir)
+        assert "1 task(s) failed 2 times in transport" in lines[-1] and poison in lines[-1]
+        assert f"1 of {book.expected} tasks are undecided" in lines[-1] and "--resume" in lines[-1]
+        assert book.lost == 1 and book.duplicated == 0 and poison not in by_task(run_dir)
+        assert [e["task_id"] for e in read_llm_errors(run_dir)] == [poison, poison]
+        session = json.loads((run_dir / MANIFEST_NAME).read_text())["sessions"][-1]
+        assert session["ended"] == "tasks_set_aside" and session["set_aside"] == [poison]
+
+        llm.healed = True
+        resumed = faults.run_pilot_cli([*args, "--llm-url", llm.base_url, "--resume"], ray_tmp)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "(1 new this session" in resumed.stdout
+    assert_every_task_once(run_dir)
+    assert by_task(run_dir)[poison]["valid"]
+
+
 # -- 3. malformed model output -------------------------------------------------------------------------------
 def test_malformed_model_output_is_counted_per_reason_and_the_run_completes(tmp_path, ray_tmp):
     """Injected (bench/faults.py behaviour_of, fixed per task id): 25 % of tasks get broken JSON on the first
