@@ -39,7 +39,7 @@ from proofpilot.eval.decisions_stats import (
     resample_weights,
 )
 from proofpilot.eval.edits_records import Estimate
-from proofpilot.orchestrator.records import ROLE_LABEL
+from proofpilot.orchestrator.records import ROLE_LABEL, ROLES_OF_OP
 
 OPS = ("merge", "split", "all")
 LATENCY_QUANTILES = {"latency_p50_s": 0.5, "latency_p90_s": 0.9, "latency_p99_s": 0.99}
@@ -346,9 +346,6 @@ def evaluate(
         convention=NO_ANSWER_CONVENTION, bootstrap=bootstrap, notes=tuple(notes),
     )  # fmt: skip
     return report, rows.drop(columns=["heavy_tail_bin"])
-
-
-ROLES_OF_OP = {"merge": ("partner", "distractor"), "split": ("before_split", "clean")}
 
 
 def one_sided_notes(rows: pd.DataFrame) -> list[str]:

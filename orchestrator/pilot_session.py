@@ -41,7 +41,7 @@ from proofpilot.orchestrator.outage import (
 )
 from proofpilot.orchestrator.ray_session import RayOptions, ray_session
 from proofpilot.orchestrator.records import DecisionTask
-from proofpilot.orchestrator.run_cost import run_cost_report, session_file
+from proofpilot.orchestrator.run_cost import distinct_operations, run_cost_report, session_file
 from proofpilot.orchestrator.store import RunStore, read_verdicts
 from proofpilot.telemetry.metrics import DecisionStatLogger
 from proofpilot.telemetry.projection import DEFAULT_USD_BASIS, DEFAULT_USD_PER_GPU_HOUR, EditsProjection
@@ -252,16 +252,14 @@ class PilotSession:
         decided = [v for v in self.verdicts if v.answers > 0]
         if not decided:
             return window_path, None, ["no LLM answers in this session: no cost.json"]
-        ops: dict[str, set[int]] = {}
-        for v in decided:
-            task = self.tasks[v.task_id]
-            ops.setdefault(task.op_kind, set()).add(task.operation_id)
         basis = {"gpus_per_endpoint": spec.gpus_per_endpoint, "edits_projection": _safe(projection),
                  **_usd_basis(spec.usd_per_gpu_hour)}  # fmt: skip
         try:
             report = build_cost_report(
                 window, [DecisionUsage.from_verdict(v) for v in decided],
-                edits_by_op={op: len(ids) for op, ids in ops.items()}, **basis,
+                edits_by_op=distinct_operations(
+                    (self.tasks[v.task_id].op_kind, self.tasks[v.task_id].operation_id) for v in decided
+                ), **basis,
             )  # fmt: skip
         except (DataError, ConfigError) as exc:
             log.warning("no cost.json: %s", exc)

@@ -11,6 +11,11 @@ OpKind = Literal["merge", "split"]
 TaskRole = Literal["partner", "distractor", "before_split", "clean"]
 Label = Literal["merge", "no_merge", "split", "clean"]
 
+# the (positive, negative) task roles of each op type
+ROLES_OF_OP: dict[str, tuple[str, str]] = {
+    "merge": ("partner", "distractor"),
+    "split": ("before_split", "clean"),
+}
 ROLE_LABEL: dict[str, str] = {
     "partner": "merge",
     "distractor": "no_merge",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,29 +55,25 @@ def gather(run_dir: Path, n_sessions: int, records: Sequence[Mapping[str, Any]])
     if not costed:
         return None
     rows = [r for s in costed for r in decided[s]]
-    ops: dict[str, set[int]] = {}
-    for r in rows:
-        ops.setdefault(r["op_kind"], set()).add(int(r["operation_id"]))
     first = windows[costed[0]]
     durations = [max((ep.duration_s for ep in windows[s].endpoints), default=0.0) for s in costed]
     return RunCostInputs(
         window=ScrapeWindow(first.interval_s, tuple(ep for s in costed for ep in windows[s].endpoints)),
-        decisions=tuple(
-            DecisionUsage(
-                op=r["op_kind"],
-                latency_s=float(r["latency_s"]),
-                prompt_tokens=int(r["prompt_tokens"]),
-                completion_tokens=int(r["completion_tokens"]),
-                llm_calls=int(r["answers"]),
-            )
-            for r in rows
-        ),
-        edits_by_op={op: len(ids) for op, ids in ops.items()},
+        decisions=tuple(DecisionUsage.from_record(r) for r in rows),
+        edits_by_op=distinct_operations((r["op_kind"], r["operation_id"]) for r in rows),
         costed_sessions=costed,
         uncosted={s: len(v) for s, v in sorted(decided.items()) if s not in costed},
         window_seconds=float(sum(durations)),
         n_endpoints=max(len(windows[s].endpoints) for s in costed),
     )
+
+
+def distinct_operations(decided: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Distinct operations per op type among (op kind, operation id) pairs of decided tasks."""
+    ops: dict[str, set[int]] = {}
+    for op, operation_id in decided:
+        ops.setdefault(op, set()).add(int(operation_id))
+    return {op: len(ids) for op, ids in ops.items()}
 
 
 def _sessions(numbers: Sequence[int]) -> str:

@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OP_KINDS = ("merge", "split")
-ROLES = {"merge": ("partner", "distractor"), "split": ("before_split", "clean")}
 DEFAULT_BATCH_ROOTS = 128  # root ids per skeleton request batch (cloud-volume's per-call cost is ~0.1 s)
 _REQUIRED = (
     "operation_id",

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,15 +70,20 @@ class DecisionUsage:
     llm_calls: int = 1
 
     @classmethod
-    def from_verdict(cls, verdict) -> DecisionUsage:
-        """From an agent `Verdict` (op_kind, latency_s, prompt/completion tokens, answers)."""
+    def from_record(cls, record: Mapping[str, Any]) -> DecisionUsage:
+        """From a verdict as stored (op_kind, latency_s, prompt/completion tokens, answers)."""
         return cls(
-            op=verdict.op_kind,
-            latency_s=verdict.latency_s,
-            prompt_tokens=verdict.prompt_tokens,
-            completion_tokens=verdict.completion_tokens,
-            llm_calls=verdict.answers,
+            op=record["op_kind"],
+            latency_s=float(record["latency_s"]),
+            prompt_tokens=int(record["prompt_tokens"]),
+            completion_tokens=int(record["completion_tokens"]),
+            llm_calls=int(record["answers"]),
         )
+
+    @classmethod
+    def from_verdict(cls, verdict) -> DecisionUsage:
+        """From an agent `Verdict`."""
+        return cls.from_record(verdict.to_dict())
 
 
 @dataclass(frozen=True)
