@@ -37,8 +37,8 @@ import numpy as np
 
 from proofpilot.agent.records import Verdict
 from proofpilot.agent.schema import DECISIONS
-from proofpilot.errors import ConfigError, DataError
-from proofpilot.orchestrator.records import DecisionTask
+from proofpilot.core.errors import ConfigError, DataError
+from proofpilot.tasks.records import DecisionTask
 
 BASELINE_VERSION = "baseline-rule-1"
 BASELINE_MODEL = "baseline-rule"

@@ -23,7 +23,7 @@ import openai
 
 from proofpilot.agent.records import AgentRequest, ClientStats, Verdict
 from proofpilot.agent.schema import InvalidAnswer, parse_answer, response_format
-from proofpilot.errors import ConfigError, DataError
+from proofpilot.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

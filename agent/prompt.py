@@ -15,7 +15,7 @@ from typing import Any
 
 from proofpilot.agent.records import AgentRequest
 from proofpilot.agent.schema import DECISIONS, PROMPT_VERSION, check_op_kind
-from proofpilot.errors import DataError
+from proofpilot.core.errors import DataError
 
 __all__ = ["PROMPT_VERSION", "SYSTEM_PROMPTS", "build_request", "format_features"]
 

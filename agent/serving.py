@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proofpilot.errors import ConfigError, DataError
+from proofpilot.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

@@ -55,9 +55,10 @@ def _pairs_of_neurons(n_neurons: int, count: int, exclude: set[int], rng: np.ran
 
 def _tasks(url: str, profile: str, neuron_indices: list[int], k: int, seed: int):
     from proofpilot.datastack.client import ClientSettings
+    from proofpilot.datastack.embedded.distractors import EmbeddedDistractors
     from proofpilot.datastack.embedded.ids import RootKind, root_id
     from proofpilot.datastack.ingest import IngestOptions, ingest
-    from proofpilot.orchestrator.tasks import EmbeddedDistractors, TaskOptions, tasks_from_ingest
+    from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
 
     roots = tuple(root_id(RootKind.NEURON, i) for i in neuron_indices)
     settings = ClientSettings(datastack=profile, server_address=url, write_server_cache=False)
@@ -106,7 +107,7 @@ def main() -> None:
     from proofpilot.agent.baseline import DEFAULT_RULE, BaselineAgent, fit_rule, fit_stump
     from proofpilot.datastack.embedded.profiles import get_profile
     from proofpilot.datastack.skeletons import skeleton_layer_url
-    from proofpilot.orchestrator.tasks import SkeletonCache, add_features
+    from proofpilot.tasks.prepare import SkeletonCache, add_features
 
     n_neurons = get_profile(args.profile).n_neurons
     train_idx = list(range(args.train_neurons))

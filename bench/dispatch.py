@@ -36,11 +36,12 @@ from proofpilot.orchestrator.dispatch import (
     start_llm_workers,
     stop_workers,
 )
-from proofpilot.orchestrator.pilot_session import PilotSession
 from proofpilot.orchestrator.ray_session import RayOptions, ray_session
-from proofpilot.orchestrator.records import DecisionTask
+from proofpilot.orchestrator.stats import NoOpDecisionLogger
 from proofpilot.orchestrator.store import RunStore
-from proofpilot.telemetry.metrics import NoOpDecisionLogger, PrometheusDecisionLogger
+from proofpilot.pilot.session import PilotSession
+from proofpilot.tasks.records import DecisionTask
+from proofpilot.telemetry.metrics import PrometheusDecisionLogger
 
 TARGET_RATE = 500.0
 TARGET_TELEMETRY_US = 50.0

@@ -1,16 +1,14 @@
 """Benchmark: `proofpilot edits --full` on the fly-like table (139,255 neurons), everything after ingestion.
 
 Input: the per-neuron and membership frames built from the embedded generator's ground truth
-(`proofpilot.eval.edits_truth`, the same rows an ingestion of fafb_synthetic returns, without the HTTP part,
-which bench/ingest.py measures). Timed: statistics with 1,000 bootstrap resamples, deduplication, cost,
-Parquet,
-figures, summary.json/md (`proofpilot.eval.edits.analyse`). Target: < 60 s on 2 cores.
+(`proofpilot.datastack.embedded.truth`, the same rows an ingestion of fafb_synthetic returns, without the HTTP
+part, which bench/ingest.py measures). Timed: statistics with 1,000 bootstrap resamples, deduplication, cost,
+Parquet, figures, summary.json/md (`proofpilot.edits.analysis.analyse`). Target: < 60 s on 2 cores.
 
 Baseline, measured in the same run: the naive bootstrap (one `DataFrame.sample(frac=1, replace=True)` per
-resample
-and pandas statistics on it) over a few resamples, scaled to 1,000.
+resample and pandas statistics on it) over a few resamples, scaled to 1,000.
 
-    .venv/bin/python bench/edits.py [--profile fafb_synthetic] [--bootstrap 1000] [--baseline-resamples 10]
+.venv/bin/python bench/edits.py [--profile fafb_synthetic] [--bootstrap 1000] [--baseline-resamples 10]
 """
 
 from __future__ import annotations
@@ -24,11 +22,11 @@ import numpy as np
 import pandas as pd
 
 from proofpilot.datastack.embedded.profiles import get_profile
-from proofpilot.eval.edits import analyse
-from proofpilot.eval.edits_bootstrap import GroupedSample, bootstrap
-from proofpilot.eval.edits_records import EditsConfig
-from proofpilot.eval.edits_sampling import draw_samples, population_root_ids
-from proofpilot.eval.edits_truth import membership_frame, per_neuron_frame
+from proofpilot.datastack.embedded.truth import membership_frame, per_neuron_frame
+from proofpilot.edits.analysis import analyse
+from proofpilot.edits.bootstrap import GroupedSample, bootstrap
+from proofpilot.edits.records import EditsConfig
+from proofpilot.edits.sampling import draw_samples, population_root_ids
 
 
 def naive_resample(per_neuron: pd.DataFrame, rng: np.random.Generator) -> dict[str, float]:

@@ -22,11 +22,11 @@ import time
 
 import numpy as np
 
-from proofpilot.eval.edits_bootstrap import GroupedSample, bootstrap, point_statistics
-from proofpilot.eval.edits_intervals import SampleIntervals, percentile_interval, quantile_interval
-from proofpilot.eval.edits_reference import SEED_SAMPLES, SeedSample, seed_sample, species_of
-from proofpilot.eval.edits_sampling import draw_samples, population_root_ids
-from proofpilot.eval.edits_truth import per_neuron_frame
+from proofpilot.datastack.embedded.truth import per_neuron_frame
+from proofpilot.edits.bootstrap import GroupedSample, bootstrap, point_statistics
+from proofpilot.edits.intervals import SampleIntervals, percentile_interval, quantile_interval
+from proofpilot.edits.reference import SEED_SAMPLES, SeedSample, seed_sample, species_of
+from proofpilot.edits.sampling import draw_samples, population_root_ids
 
 PROFILES = ("minnie65_synthetic", "fafb_synthetic")
 

@@ -310,7 +310,7 @@ def llm_restart(work: Path, ray_tmp: str) -> Figures:
 
 
 def malformed_output(work: Path, ray_tmp: str) -> Figures:
-    from proofpilot.orchestrator.pilot import PilotConfig, run_pilot
+    from proofpilot.pilot.run import PilotConfig, run_pilot
 
     run_dir = work / "malformed"
     with MalformedLLM() as llm:

@@ -114,17 +114,12 @@ def _mean_sd(values: list[float]) -> str:
 
 def _tasks_with_views(profile: str, neurons: int, k: int, seed: int, view_px: int):
     from proofpilot.datastack.client import ClientSettings
+    from proofpilot.datastack.embedded.distractors import EmbeddedDistractors
     from proofpilot.datastack.embedded.server import start_server
     from proofpilot.datastack.ingest import IngestOptions, ingest
     from proofpilot.datastack.skeletons import skeleton_layer_url
-    from proofpilot.orchestrator.tasks import (
-        EmbeddedDistractors,
-        SkeletonCache,
-        TaskOptions,
-        add_features,
-        task_views,
-        tasks_from_ingest,
-    )
+    from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
+    from proofpilot.tasks.prepare import SkeletonCache, add_features, task_views
 
     with start_server(profile) as server:
         settings = ClientSettings(datastack=profile, server_address=server.url, write_server_cache=False)

@@ -25,8 +25,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.datastack.records import DataPin
-from proofpilot.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

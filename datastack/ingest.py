@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import requests
 from tqdm.auto import tqdm
 
+from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.datastack.bank import build_bank, build_membership, unique_pairs
 from proofpilot.datastack.cache import ResponseCache, default_cache_dir
 from proofpilot.datastack.changelog import (
@@ -45,7 +46,6 @@ from proofpilot.datastack.opdetails import (
     raw_details_fetcher,
 )
 from proofpilot.datastack.records import PER_NEURON_COLUMNS, DataPin
-from proofpilot.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

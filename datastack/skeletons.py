@@ -1,8 +1,8 @@
 """Skeletons for root ids: cloud-volume reads a precomputed skeleton layer, navis makes TreeNeurons in nm.
 
-The embedded datastack serves its layer at ``{server_url}/skeletons/{datastack}``. A real datastack has no
-single well-known skeleton layer reachable without credentials, so the caller passes one explicitly
-(``layer_url``): any ``precomputed://`` source cloud-volume can read (``gs://``, ``s3://``, ``https://``),
+The embedded datastack names its layer in its datastack info (``skeleton_source``), as CAVE does. A real
+datastack has no single well-known skeleton layer reachable without credentials, so the caller passes one
+explicitly (``layer_url``): any ``precomputed://`` source cloud-volume can read (``gs://``, ``s3://``, ``https://``),
 e.g. a bucket of skeletons precomputed for the pinned materialization. cloud-volume and navis are imported
 lazily (navis costs ~2–3 s).
 """
@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from proofpilot.errors import ConfigError, DataError
+from proofpilot.core.errors import ConfigError, DataError
+from proofpilot.datastack.client import is_local
 
 if TYPE_CHECKING:
     import navis
@@ -25,18 +26,50 @@ log = logging.getLogger(__name__)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # cloud-volume colours some messages
 
 
-def skeleton_layer_url(datastack: str, server_url: str | None = None, layer_url: str | None = None) -> str:
-    """The precomputed skeleton layer of a datastack: `layer_url` if given, else the embedded server's."""
+def skeleton_layer_url(
+    datastack: str,
+    server_url: str | None = None,
+    layer_url: str | None = None,
+    datastack_info: dict | None = None,
+    timeout_s: float = 10.0,
+) -> str:
+    """The precomputed skeleton layer of a datastack: `layer_url` if given, else the ``skeleton_source`` of
+    its datastack info (`datastack_info`, or read over HTTP from a server on this machine, e.g. the embedded
+    one).
+
+    A remote datastack's info is not fetched here: its skeleton service holds only current roots, so the
+    caller passes a layer explicitly."""
     if layer_url:
         return layer_url
-    from proofpilot.datastack.embedded.profiles import PROFILES
-
-    if datastack in PROFILES and server_url:
-        return f"precomputed://{server_url.rstrip('/')}/skeletons/{datastack}"
+    source = (datastack_info or {}).get("skeleton_source")
+    if not source and server_url and is_local(server_url):
+        source = _info_from_server(server_url, datastack, timeout_s).get("skeleton_source")
+    if source:
+        return str(source)
     raise ConfigError(
         f"no skeleton layer known for datastack {datastack!r}: pass a precomputed skeleton layer URL "
         "(e.g. precomputed://gs://bucket/path) or use an embedded datastack with its server URL"
     )
+
+
+def _info_from_server(server_url: str, datastack: str, timeout_s: float) -> dict:
+    """The datastack info as CAVE's info service serves it (the same route caveclient reads)."""
+    import requests
+
+    url = f"{server_url.rstrip('/')}/info/api/v2/datastack/full/{datastack}"
+    try:
+        response = requests.get(url, timeout=timeout_s)
+    except requests.RequestException as exc:
+        raise DataError(f"cannot read the datastack info of {datastack!r} from {server_url}: {exc}") from None
+    if response.status_code == 404:
+        return {}
+    if not response.ok:
+        raise DataError(f"datastack info of {datastack!r} from {server_url}: HTTP {response.status_code}")
+    try:
+        info = response.json()
+    except ValueError:
+        raise DataError(f"datastack info of {datastack!r} from {server_url} is not JSON") from None
+    return info if isinstance(info, dict) else {}
 
 
 def load_skeletons(

@@ -27,9 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from proofpilot.errors import ConfigError
-from proofpilot.eval.decisions_rows import NO_ANSWER_CONVENTION, RunInfo, load_runs
-from proofpilot.eval.decisions_stats import (
+from proofpilot.core.errors import ConfigError
+from proofpilot.core.vocab import ROLE_LABEL, ROLES_OF_OP
+from proofpilot.edits.records import Estimate
+from proofpilot.eval.rows import NO_ANSWER_CONVENTION, RunInfo, load_runs
+from proofpilot.eval.stats import (
     BOTH_AT_BOUNDS,
     CLUSTER_PERCENTILE,
     cluster_sums,
@@ -38,8 +40,6 @@ from proofpilot.eval.decisions_stats import (
     ratio_estimate,
     resample_weights,
 )
-from proofpilot.eval.edits_records import Estimate
-from proofpilot.orchestrator.records import ROLE_LABEL, ROLES_OF_OP
 
 OPS = ("merge", "split", "all")
 LATENCY_QUANTILES = {"latency_p50_s": 0.5, "latency_p90_s": 0.9, "latency_p99_s": 0.99}

@@ -40,9 +40,9 @@ import ray
 from tqdm.auto import tqdm
 
 from proofpilot.agent.records import TRANSPORT_REASONS, Verdict
-from proofpilot.errors import ConfigError, DataError, ProofpilotError
+from proofpilot.core.errors import ConfigError, DataError, ProofpilotError
 from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, EndpointHealth, TaskStrikes
-from proofpilot.telemetry.metrics import DecisionStatLogger, NoOpDecisionLogger
+from proofpilot.orchestrator.stats import DecisionStatLogger, NoOpDecisionLogger
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import ray
 
-from proofpilot.errors import ConfigError, DataError
+from proofpilot.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

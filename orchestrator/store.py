@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from proofpilot.errors import ConfigError, DataError, ProofpilotError
+from proofpilot.core.errors import ConfigError, DataError, ProofpilotError
 
 log = logging.getLogger(__name__)
 

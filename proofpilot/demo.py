@@ -1,8 +1,9 @@
 """The one-command demo: the whole pilot on the embedded datastack with a real vLLM CPU server.
 
-Starts an embedded CAVE server per profile and the vLLM CPU server (tiny random-weight Qwen2), then runs the
-same commands a user would: `edits` on the mouse-like and fly-like datastacks, a `pilot` with the LLM and one
-with the rule-based baseline on the same tasks, and `report` (which also writes the `eval` outputs).
+Starts an embedded CAVE server per profile and the vLLM CPU server (tiny random-weight Qwen2), then composes
+the same library calls the commands make: `run_edits` on the mouse-like and fly-like datastacks, `run_pilot`
+with the LLM and with the rule-based baseline on the same tasks, and `build_report` (which also writes the
+`eval` outputs).
 Stops every server it started (also on Ctrl-C or an error) and returns the report's path.
 
 Example::
@@ -19,7 +20,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from proofpilot.errors import ProofpilotError
+from proofpilot.agent.serving import CpuServerConfig, VllmCpuServer, unavailable_reason
+from proofpilot.core.errors import ProofpilotError
+from proofpilot.datastack.embedded.server import start_server
+from proofpilot.edits.analysis import run_edits
+from proofpilot.edits.records import EditsConfig
+from proofpilot.pilot.run import PilotConfig, run_pilot
+from proofpilot.report.build import build_report
 
 log = logging.getLogger(__name__)
 
@@ -39,27 +46,53 @@ class DemoConfig:
     progress: bool = True
 
 
-def _run(argv: list[str]) -> None:
-    """Run one `proofpilot` sub-command in-process; a non-zero exit stops the demo."""
-    from proofpilot.cli import main
+def _edits(name: str, server_url: str, config: DemoConfig, out: Path) -> Path:
+    edits_dir = out / f"edits-{name}"
+    summary = run_edits(
+        EditsConfig(
+            datastack=name,
+            out_dir=edits_dir,
+            sample_sizes=config.sample_sizes,
+            seed=config.seed,
+            server_address=server_url,
+            cache_dir=out / "cache",
+            write_server_cache=False,
+            progress=config.progress,
+        )
+    )
+    log.info("edits on %s: %s", name, summary.out_dir)
+    return Path(summary.out_dir)
 
-    log.info("proofpilot %s", " ".join(argv))
+
+def _pilot(run_dir: Path, server_url: str, config: DemoConfig, **agent) -> Path:
+    """One pilot; rerunning the demo continues an earlier, interrupted pilot instead of refusing its dir."""
     started = time.monotonic()
-    code = main(argv)
-    if code != 0:
-        raise ProofpilotError(f"demo step `proofpilot {argv[0]}` failed (exit {code}); see the message above")
-    log.info("proofpilot %s took %.1f s", argv[0], time.monotonic() - started)
+    result = run_pilot(
+        PilotConfig(
+            datastack=PILOT_PROFILE,
+            run_dir=run_dir,
+            neurons=config.neurons,
+            server_address=server_url,
+            max_ops_per_neuron=config.max_ops_per_neuron,
+            seed=config.seed,
+            resume=(run_dir / "run.json").exists(),
+            progress=config.progress,
+            **agent,
+        )
+    )
+    if not result.complete:
+        raise ProofpilotError(
+            f"the demo's pilot in {run_dir} stopped with {result.n_stored} of {result.n_tasks} verdicts; "
+            "run the demo again to continue it"
+        )
+    log.info("pilot %s: %d verdicts in %.1f s", run_dir.name, result.n_stored, time.monotonic() - started)
+    return run_dir
 
 
 def run_demo(config: DemoConfig) -> Path:
     """Run the whole demo and return the path of report.html."""
-    from proofpilot.agent.serving import CpuServerConfig, VllmCpuServer, unavailable_reason
-    from proofpilot.datastack.embedded.server import start_server
-
     out = config.out_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    cache = out / "cache"
-    progress = "--progress" if config.progress else "--no-progress"
     vllm_config = CpuServerConfig(log_path=out / "vllm-server.log")
     reason = unavailable_reason(vllm_config)
     if reason:
@@ -71,31 +104,14 @@ def run_demo(config: DemoConfig) -> Path:
         vllm = stack.enter_context(VllmCpuServer(vllm_config))
         log.info("vLLM CPU server healthy at %s", vllm.base_url)
 
-        edits_dirs = []
-        for name, server in servers.items():
-            edits_dir = out / f"edits-{name}"
-            sizes = [str(n) for n in config.sample_sizes]
-            _run(["edits", "--datastack", name, "--server-address", server.url, "--sample-sizes", *sizes,
-                  "--seed", str(config.seed), "--out", str(edits_dir), "--cache-dir", str(cache)])
-            edits_dirs.append(edits_dir)
-
-        common = ["--datastack", PILOT_PROFILE, "--server-address", servers[PILOT_PROFILE].url,
-                  "--neurons", str(config.neurons), "--max-ops-per-neuron", str(config.max_ops_per_neuron),
-                  "--seed", str(config.seed), progress]
-        llm_run, baseline_run = out / "run-llm", out / "run-baseline"
-        _run(["pilot", *common, "--agent", "llm", "--llm-url", vllm.base_url, "--model", "tinyqwen",
-              "--gpus-per-endpoint", "1", "--concurrency", str(config.concurrency),
-              "--metrics-port", str(config.metrics_port), "--run-dir", str(llm_run), *_resume(llm_run)])
-        _run(["pilot", *common, "--agent", "baseline", "--metrics-port", "0", "--run-dir", str(baseline_run),
-              *_resume(baseline_run)])
-        edits_args = [arg for d in edits_dirs for arg in ("--edits", str(d))]
-        _run(["report", str(llm_run), *edits_args, "--compare", str(baseline_run)])
-    report = llm_run / "report.html"
-    if not report.is_file():
-        raise ProofpilotError(f"the report was not written: {report}")
-    return report
-
-
-def _resume(run_dir: Path) -> list[str]:
-    """Rerunning the demo continues an earlier, interrupted pilot instead of refusing its run dir."""
-    return ["--resume"] if (run_dir / "run.json").exists() else []
+        edits_dirs = [_edits(name, server.url, config, out) for name, server in servers.items()]
+        pilot_url = servers[PILOT_PROFILE].url
+        llm_run = _pilot(
+            out / "run-llm", pilot_url, config, agent="llm", llm_urls=(vllm.base_url,), model="tinyqwen",
+            gpus_per_endpoint=1, concurrency=config.concurrency, metrics_port=config.metrics_port,
+        )  # fmt: skip
+        baseline_run = _pilot(out / "run-baseline", pilot_url, config, agent="baseline", metrics_port=0)
+        result = build_report(llm_run, tuple(edits_dirs), (baseline_run,), None)
+    if not Path(result.path).is_file():
+        raise ProofpilotError(f"the report was not written: {result.path}")
+    return Path(result.path)

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from proofpilot.atomic import write_text_atomic
-from proofpilot.errors import DataError
+from proofpilot.core.atomic import write_text_atomic
+from proofpilot.core.errors import DataError
 from proofpilot.telemetry.attribution import Attribution, block_bootstrap, fit_token_costs
 from proofpilot.telemetry.projection import (
     DEFAULT_USD_BASIS,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from proofpilot.errors import ConfigError
+from proofpilot.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

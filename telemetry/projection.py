@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proofpilot.errors import ConfigError
+from proofpilot.core.errors import ConfigError
 
 SEED_T_MERGE_S = 2.0
 SEED_T_SPLIT_S = 2.5

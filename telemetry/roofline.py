@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from proofpilot.errors import ConfigError
+from proofpilot.core.errors import ConfigError
 
 Precision = Literal["bf16", "fp8"]
 

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from proofpilot.atomic import write_text_atomic
-from proofpilot.errors import DataError
+from proofpilot.core.atomic import write_text_atomic
+from proofpilot.core.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -71,7 +71,7 @@ socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["vllm_fixtures", "prometheus_fixtures"]  # real vLLM CPU server; real Prometheus
+pytest_plugins = ["support.vllm_fixtures", "support.prometheus_fixtures"]  # real vLLM CPU server; real Prometheus
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from proofpilot.errors import ConfigError
+from proofpilot.core.errors import ConfigError
 
 FaultKind = Literal["none", "error", "timeout", "malformed"]
 

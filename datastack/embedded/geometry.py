@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from proofpilot.core.errors import DataError
 from proofpilot.datastack.embedded import ids
 from proofpilot.datastack.embedded import placement as pl
 from proofpilot.datastack.embedded.ids import RootKind
 from proofpilot.datastack.embedded.placement import Layout, Site, Tree
 from proofpilot.datastack.embedded.templates import Template
-from proofpilot.errors import DataError
 
 if TYPE_CHECKING:
     from proofpilot.datastack.embedded.generator import Generator

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proofpilot.errors import ConfigError
+from proofpilot.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.datastack.embedded import info_routes, materialize_routes, pcg_routes
 from proofpilot.datastack.embedded.faults import FaultConfig, FaultInjector
 from proofpilot.datastack.embedded.profiles import get_profile
 from proofpilot.datastack.embedded.routing import HttpError, Request, Response, Route, ServerContext
-from proofpilot.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 

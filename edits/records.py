@@ -1,0 +1,201 @@
+"""Frozen records of the edit-distribution analysis (configuration in, `EditSummary` out)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from proofpilot.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate, its confidence interval (None where not estimable) and how it was made."""
+
+    value: float | None
+    ci: tuple[float, float] | None
+    method: str
+
+    def scaled(self, factor: float, method: str | None = None) -> Estimate:
+        ci = None if self.ci is None else (self.ci[0] * factor, self.ci[1] * factor)
+        value = None if self.value is None else self.value * factor
+        return Estimate(value, ci, method or self.method)
+
+    @property
+    def width(self) -> float | None:
+        return None if self.ci is None else self.ci[1] - self.ci[0]
+
+
+@dataclass(frozen=True)
+class CostBasis:
+    """The seed's cost framework: seconds of a whole node per merge / split decision, and the price basis."""
+
+    t_merge_s: float = 2.0
+    t_split_s: float = 2.5
+    gpus_per_node: int = 2
+    usd_per_gpu_hour: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name, option in (
+            ("t_merge_s", "--t-merge"),
+            ("t_split_s", "--t-split"),
+            ("usd_per_gpu_hour", "--usd-per-gpu-hour"),
+        ):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(
+                    f"{option} must be a non-negative number of seconds or dollars, got {value}"
+                )
+        if self.gpus_per_node < 1:
+            raise ConfigError(f"--gpus-per-node must be at least 1, got {self.gpus_per_node}")
+
+
+@dataclass(frozen=True)
+class DedupStats:
+    """Per-neuron sums vs unique operations (a shared split is in two neurons' logs).
+
+    `sample_*` fields describe the sampled neurons only. `overcount` estimates the population's
+    Σ(per-neuron edits) − (unique operations); `unique_ops` = projected per-neuron sum − overcount.
+    """
+
+    sample_edit_rows: int  # Σ per-neuron edits over the sampled ok neurons
+    sample_unique_ops: int  # distinct operation ids among them
+    sample_shared_ops: int  # operation ids seen in two or more sampled neurons
+    sample_dedup_factor: float | None  # unique / rows in the sample
+    sharing_pairs_observed: int  # pairs of sampled neurons that share at least one operation
+    max_neurons_per_op: int  # in the sample; the estimator assumes ≤ 2 in the population
+    pair_inclusion_probability: float  # P(both neurons of a given pair are sampled)
+    identifiable: bool
+    overcount: Estimate
+    unique_ops: Estimate
+    unique_merges: Estimate
+    unique_splits: Estimate
+    dedup_factor: Estimate  # unique ops / per-neuron sum, population
+    note: str
+
+
+@dataclass(frozen=True)
+class SampleStats:
+    """Statistics of one sample of proofread neurons (errors excluded), with CIs and the projection to N."""
+
+    label: str
+    n: int  # neurons sampled
+    n_ok: int
+    n_errors: int
+    error_reasons: dict[str, int]
+    population: int
+    sampling_fraction: float  # n_ok / N (used by the finite-population correction)
+    n_zero_edits: int  # ok neurons whose log is genuinely empty
+    mean_edits: Estimate
+    sd_edits: float
+    median_edits: Estimate
+    min_edits: int
+    max_edits: int
+    percentiles: dict[str, float]  # p25 … p99, linear interpolation
+    mean_merges: Estimate
+    mean_splits: Estimate
+    merge_share: Estimate  # pooled: Σ merges / Σ edits
+    split_share: Estimate
+    p95: Estimate
+    tail_count: int  # neurons with edits > p95 (strict, as the seed)
+    tail_share: Estimate  # their share of the sample's edits
+    gini: Estimate
+    top_shares: dict[str, Estimate]  # "top_1pct" … share of edits in the top ceil(x·n) neurons
+    projected_total: Estimate  # N × mean edits (per-neuron sums: shared operations counted once per neuron)
+    projected_merges: Estimate
+    projected_splits: Estimate
+    dedup: DedupStats
+    n_bootstrap: int
+    ci_level: float
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Cost of a set of operations in the seed's framework, with CIs carried from the operation counts."""
+
+    label: str  # which sample / basis
+    counts_basis: str  # "per-neuron sums" or "deduplicated"
+    merges: Estimate
+    splits: Estimate
+    node_hours: Estimate
+    gpu_hours: Estimate
+    usd: Estimate
+
+
+@dataclass(frozen=True)
+class SensitivityPoint:
+    seconds_per_op: float
+    node_hours: Estimate
+    gpu_hours: Estimate
+    usd: Estimate
+
+
+@dataclass(frozen=True)
+class CostReport:
+    basis: CostBasis
+    primary: CostEstimate  # the largest sample (or the census) on per-neuron sums
+    deduplicated: CostEstimate | None
+    per_sample: tuple[CostEstimate, ...]
+    sensitivity: tuple[SensitivityPoint, ...]  # uniform s/op over all operations of the primary sample
+
+
+@dataclass(frozen=True)
+class EditsConfig:
+    """Everything `run_edits` needs; one object from the CLI (or a test) to the library."""
+
+    datastack: str
+    out_dir: Path
+    sample_sizes: tuple[int, ...] = (100, 500)
+    full: bool = False
+    nested: bool = False
+    seed: int = 0
+    n_bootstrap: int = 1000
+    ci_level: float = 0.95
+    server_address: str | None = None
+    version: int | None = None
+    table: str | None = None
+    timestamp: datetime | None = None  # pin to a cutoff instead of a materialization version
+    cache_dir: Path | None = None  # None: the ingestion layer's default cache
+    use_cache: bool = True
+    write_server_cache: bool = True  # caveclient's datastack→server map under ~/.cloudvolume
+    workers: int = 2
+    batch_size: int = 50  # roots per change-log call
+    retries: int = 3  # per CAVE call, on 429/5xx and timeouts (exponential backoff)
+    progress: bool = True
+    cost: CostBasis = field(default_factory=CostBasis)
+    compare_dirs: tuple[Path, ...] = ()  # earlier `edits` outputs drawn next to this one in the figures
+    figures: bool = True
+    auth_token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.sample_sizes and not self.full:
+            raise ConfigError("give at least one --sample-sizes value or --full")
+        if any(n < 2 for n in self.sample_sizes):
+            raise ConfigError(f"sample sizes must be at least 2, got {sorted(self.sample_sizes)}")
+        if len(set(self.sample_sizes)) != len(self.sample_sizes):
+            raise ConfigError(f"sample sizes must be distinct, got {list(self.sample_sizes)}")
+        if self.n_bootstrap < 1000:
+            raise ConfigError(f"--bootstrap must be at least 1000 resamples, got {self.n_bootstrap}")
+        if not 0.5 < self.ci_level < 1:
+            raise ConfigError(f"CI level must lie in (0.5, 1), got {self.ci_level}")
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be non-negative, got {self.seed}")
+        if self.version is not None and self.timestamp is not None:
+            raise ConfigError("--version and --timestamp are mutually exclusive")
+
+
+@dataclass(frozen=True)
+class EditSummary:
+    """The result of `run_edits`: what was measured, from which data, and where it was written."""
+
+    datastack: str
+    version: int | None
+    pin: dict
+    population: dict  # table, n_neurons, duplicates dropped
+    samples: tuple[SampleStats, ...]
+    cost: CostReport
+    config: EditsConfig
+    out_dir: Path
+    files: tuple[Path, ...] = ()

@@ -1,0 +1,227 @@
+"""summary.json (every number with its CI, units, basis and data pin) from an `EditSummary`.
+
+The Markdown rendering lives in `edits_markdown`; it reads only this JSON, so a summary.md can be regenerated
+from summary.json alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from proofpilot.edits.cost import SENSITIVITY_SECONDS
+from proofpilot.edits.intervals import (
+    BIAS_CORRECTED,
+    ORDER_STAT,
+    RATIO_STUDENTIZED,
+    SHARE_STUDENTIZED,
+    STUDENTIZED,
+)
+from proofpilot.edits.records import CostEstimate, DedupStats, EditSummary, Estimate, SampleStats
+from proofpilot.edits.reference import compare_with_seed
+
+UNITS = {
+    "edits": "operations in one proofread neuron's filtered change log (merges + splits)",
+    "mean_edits": "operations per neuron",
+    "merge_share": "fraction of per-neuron-summed operations that are merges (0-1)",
+    "tail_share": "fraction of the sample's edits in neurons above the sample's p95",
+    "projected_total": "operations in the whole table, per-neuron sums (an operation in k logs counts k "
+    "times)",
+    "unique_ops": "distinct operation ids in the whole table (deduplicated)",
+    "node_hours": "hours of one whole node (all its GPUs) = operation-seconds / 3600",
+    "gpu_hours": "node_hours x gpus_per_node",
+    "usd": "US dollars = gpu_hours x usd_per_gpu_hour",
+}
+HEAVY_TAIL_CAVEAT = (
+    "for heavy-tailed counts (fly-like) small samples often miss the tail: on the embedded fly-like table "
+    "the 95 % interval of the mean covered the population mean in 91-95 % of samples with n = 100-500, "
+    "the Gini and top-5 % intervals in 84-91 % (bench/edits_coverage.py); use n >= 500 or --full for "
+    "such data"
+)
+PROJECTION_NOTE = (
+    "projected_total = N x mean per-neuron edits. Per-neuron sums count an operation once for every "
+    "proofread "
+    "neuron whose change log contains it, so a split between two proofread neurons is counted twice (this is "
+    "what the seed's Table 1 reports). dedup.unique_ops is the deduplicated count of distinct operations."
+)
+
+
+def _num(value: float | None) -> float | None:
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else float(value)
+
+
+def put(out: dict, key: str, est: Estimate) -> None:
+    """`key` = point estimate, `key_ci` = [lo, hi] (null where not estimable)."""
+    out[key] = _num(est.value)
+    out[f"{key}_ci"] = None if est.ci is None else [_num(est.ci[0]), _num(est.ci[1])]
+
+
+def _dedup_dict(d: DedupStats) -> dict:
+    out = {k: v for k, v in asdict(d).items() if not isinstance(v, dict)}
+    for key in ("overcount", "unique_ops", "unique_merges", "unique_splits", "dedup_factor"):
+        put(out, key, getattr(d, key))
+        out[f"{key}_method"] = getattr(d, key).method
+    return out
+
+
+def sample_dict(s: SampleStats) -> dict:
+    out: dict = {
+        "label": s.label,
+        "n": s.n,
+        "n_ok": s.n_ok,
+        "n_errors": s.n_errors,
+        "error_reasons": s.error_reasons,
+        "population": s.population,
+        "sampling_fraction": s.sampling_fraction,
+        "n_zero_edits": s.n_zero_edits,
+    }
+    for key in (
+        "mean_edits",
+        "median_edits",
+        "mean_merges",
+        "mean_splits",
+        "merge_share",
+        "split_share",
+        "p95",
+        "tail_share",
+        "gini",
+        "projected_total",
+        "projected_merges",
+        "projected_splits",
+    ):
+        put(out, key, getattr(s, key))
+    out.update(
+        sd_edits=s.sd_edits,
+        min_edits=s.min_edits,
+        max_edits=s.max_edits,
+        percentiles=s.percentiles,
+        tail_count=s.tail_count,
+    )
+    for key, est in s.top_shares.items():
+        put(out, f"{key}_share", est)
+    out["projection_basis"] = "per-neuron sums (shared operations counted once per neuron)"
+    out["dedup"] = _dedup_dict(s.dedup)
+    out["n_bootstrap"] = s.n_bootstrap
+    out["ci_level"] = s.ci_level
+    out["ci_methods"] = {
+        "mean_edits": s.mean_edits.method,
+        "projected_total": s.projected_total.method,
+        "merge_share": s.merge_share.method,
+        "median_edits": s.median_edits.method,
+        "p95": s.p95.method,
+        "tail_share": s.tail_share.method,
+        "gini": s.gini.method,
+    }
+    return out
+
+
+def _cost_dict(c: CostEstimate) -> dict:
+    out: dict = {"sample": c.label, "counts_basis": c.counts_basis}
+    for key in ("merges", "splits", "node_hours", "gpu_hours", "usd"):
+        put(out, key, getattr(c, key))
+    out["method"] = c.node_hours.method
+    return out
+
+
+def validation(samples: tuple[SampleStats, ...], nested: bool) -> list[dict]:
+    """Consecutive sample sizes compared: difference of mean edits with a CI (arms in quadrature, valid for
+    independent draws), relative change, and whether the two CIs overlap."""
+    rows = []
+    ordered = [s for s in samples if s.mean_edits.ci is not None]
+    for a, b in itertools.pairwise(ordered):
+        diff = b.mean_edits.value - a.mean_edits.value
+        # half-widths in quadrature, arm by arm (independent samples)
+        lo = diff - math.hypot(
+            b.mean_edits.value - b.mean_edits.ci[0], a.mean_edits.ci[1] - a.mean_edits.value
+        )
+        hi = diff + math.hypot(
+            b.mean_edits.ci[1] - b.mean_edits.value, a.mean_edits.value - a.mean_edits.ci[0]
+        )
+        rows.append(
+            {
+                "a": a.label,
+                "b": b.label,
+                "mean_edits_diff": diff,
+                "mean_edits_diff_ci": [lo, hi],
+                "relative_change_pct": 100 * diff / a.mean_edits.value if a.mean_edits.value else None,
+                "ci_overlap": bool(
+                    a.mean_edits.ci[1] >= b.mean_edits.ci[0] and b.mean_edits.ci[1] >= a.mean_edits.ci[0]
+                ),
+                "difference_excludes_zero": bool(lo > 0 or hi < 0),
+                "independent_draws": not nested and "full" not in (a.label, b.label),
+            }
+        )
+    return rows
+
+
+def summary_dict(summary: EditSummary) -> dict:
+    cfg, cost = summary.config, summary.cost
+    level = cfg.ci_level
+    basis = asdict(cost.basis)
+    basis.update(
+        formula="node_seconds = merges x t_merge_s + splits x t_split_s; node_hours = node_seconds / 3600; "
+        "gpu_hours = node_hours x gpus_per_node; usd = gpu_hours x usd_per_gpu_hour",
+        note="t_merge_s / t_split_s are seconds of a whole node per decision "
+        "(the seed's placeholders: 2.0 / 2.5 s; "
+        "the seed reported node-hours as GPU-hours)",
+    )
+    primary = _cost_dict(cost.primary)
+    primary["basis"] = basis
+    primary["deduplicated"] = None if cost.deduplicated is None else _cost_dict(cost.deduplicated)
+    primary["per_sample"] = [_cost_dict(c) for c in cost.per_sample]
+    primary["sensitivity"] = []
+    for point in cost.sensitivity:
+        row = {"seconds_per_op": point.seconds_per_op}
+        for key in ("node_hours", "gpu_hours", "usd"):
+            put(row, key, getattr(point, key))
+        primary["sensitivity"].append(row)
+    primary["sensitivity_seconds"] = list(SENSITIVITY_SECONDS)
+    return {
+        "datastack": summary.datastack,
+        "version": summary.version,
+        "pin": summary.pin,
+        "population": summary.population,
+        "sampling": {
+            "design": "simple random samples without replacement"
+            + (", nested (prefixes of one permutation)" if cfg.nested else ", independent draws per size"),
+            "seed": cfg.seed,
+            "sample_sizes": list(cfg.sample_sizes),
+            "full": cfg.full,
+            "nested": cfg.nested,
+            "n_bootstrap": cfg.n_bootstrap,
+            "ci_level": level,
+            "heavy_tail_caveat": HEAVY_TAIL_CAVEAT,
+            "errors": "error neurons are excluded from every statistic and counted in n_errors "
+            "(never 0 edits); "
+            "the projection assumes they are missing at random",
+            "ci_methods": {
+                "means_and_totals": STUDENTIZED,
+                "merge_share": RATIO_STUDENTIZED,
+                "quantiles": ORDER_STAT,
+                "tail_shares": SHARE_STUDENTIZED,
+                "gini": BIAS_CORRECTED,
+                "finite_population_correction": "sqrt(1 - n_ok/N) on the SE (bootstrap-t) or on "
+                "the deviations "
+                "(percentile); a census (n_ok = N) has CI width 0",
+            },
+        },
+        "units": UNITS,
+        "projection_note": PROJECTION_NOTE,
+        "samples": [sample_dict(s) for s in summary.samples],
+        "validation": validation(summary.samples, cfg.nested),
+        "seed_comparison": [c for s in summary.samples if (c := compare_with_seed(summary.datastack, s))],
+        "cost": primary,
+        "files": [str(p.relative_to(summary.out_dir)) for p in summary.files],
+    }
+
+
+def write_json(data: dict, path: Path) -> Path:
+    """Write atomically (a crash never leaves half a file over a good one)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,241 @@
+"""`proofpilot edits`: the seed's edit-distribution analysis with CIs, projection, cost and figures."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from proofpilot.cli.options import cave_fetch_options
+from proofpilot.core.errors import ConfigError
+from proofpilot.edits.records import CostBasis, EditsConfig, EditSummary
+
+log = logging.getLogger(__name__)
+
+
+class ManyValuesOption(click.Option):
+    """An option that takes every following value up to the next option: `--sample-sizes 100 500`.
+
+    Commas work too (`--sample-sizes 100,500`).
+    """
+
+    def add_to_parser(self, parser, ctx):  # type: ignore[override]
+        result = super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            parser_option = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if parser_option is None:
+                continue
+            previous = parser_option.process
+
+            def process(value, state, previous=previous):
+                values = [value]
+                while state.rargs and not state.rargs[0].startswith("-"):
+                    values.append(state.rargs.pop(0))
+                previous(" ".join(values), state)
+
+            parser_option.process = process
+        return result
+
+
+def _sizes(_ctx, _param, values: tuple[str, ...]) -> tuple[int, ...]:
+    sizes = []
+    for chunk in values:
+        for token in chunk.replace(",", " ").split():
+            try:
+                sizes.append(int(token))
+            except ValueError:
+                raise click.BadParameter(f"{token!r} is not a whole number") from None
+    return tuple(sizes)
+
+
+def _echo_summary(summary: EditSummary) -> None:
+    for s in summary.samples:
+        lo, hi = s.projected_total.ci
+        click.echo(
+            f"{summary.datastack} {s.label}: {s.n_ok} ok, {s.n_errors} errors; mean {s.mean_edits.value:.2f} "
+            f"[{s.mean_edits.ci[0]:.2f}, {s.mean_edits.ci[1]:.2f}] edits/neuron; merges "
+            f"{100 * s.merge_share.value:.1f} %; "
+            f"projected total {s.projected_total.value:,.0f} [{lo:,.0f}, {hi:,.0f}]"
+        )
+    c = summary.cost.primary
+    click.echo(
+        f"cost ({c.label}, per-neuron sums): {c.node_hours.value:,.1f} node-h = "
+        f"{c.gpu_hours.value:,.1f} GPU-h = "
+        f"${c.usd.value:,.0f} [{c.usd.ci[0]:,.0f}, {c.usd.ci[1]:,.0f}]"
+    )
+    click.echo(f"wrote {summary.out_dir}/summary.md, summary.json, per_neuron/operations.parquet, figures/")
+
+
+@click.command("edits")
+@click.option(
+    "--datastack", required=True, help="Datastack, e.g. minnie65_public, flywire_fafb_public, fafb_synthetic."
+)
+@click.option(
+    "--server-address", default=None, metavar="URL", help="CAVE server (default: caveclient's lookup)."
+)
+@click.option(
+    "--embedded",
+    is_flag=True,
+    help="Start the embedded CAVE server for the datastack (minnie65_synthetic or fafb_synthetic) "
+    "on 127.0.0.1 and read from it.",
+)
+@click.option(
+    "--version", "mat_version", type=int, default=None, help="Materialization version (default: latest)."
+)
+@click.option(
+    "--timestamp",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    default=None,
+    help="Pin to a UTC cutoff instead of a version.",
+)
+@click.option("--table", default=None, help="Proofread-neuron table (default: the datastack's known table).")
+@click.option(
+    "--sample-sizes",
+    cls=ManyValuesOption,
+    multiple=True,
+    callback=_sizes,
+    metavar="N [N ...]",
+    help="Sample sizes, each an independent simple random sample without replacement.",
+)
+@click.option("--full", is_flag=True, help="Also analyse every neuron of the table (a census).")
+@click.option(
+    "--nested", is_flag=True, help="Nested samples (prefixes of one permutation) instead of independent."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
+@click.option(
+    "--bootstrap",
+    "n_bootstrap",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Bootstrap resamples (>= 1000).",
+)
+@click.option(
+    "--ci-level", type=float, default=0.95, show_default=True, help="Confidence level of every interval."
+)
+@click.option(
+    "--t-merge", type=float, default=2.0, show_default=True, help="Node-seconds per merge decision."
+)
+@click.option(
+    "--t-split", type=float, default=2.5, show_default=True, help="Node-seconds per split decision."
+)
+@click.option(
+    "--gpus-per-node", type=int, default=2, show_default=True, help="GPUs per node (GPU-h = node-h x this)."
+)
+@click.option(
+    "--usd-per-gpu-hour", type=float, default=2.0, show_default=True, help="Price basis, US$ per GPU-hour."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder: per_neuron/operations/membership.parquet, summary.json, summary.md, figures/.",
+)
+@click.option(
+    "--compare",
+    "compare_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="An earlier `edits` output folder to draw next to this one in the figures (repeatable).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Response cache (default: $PROOFPILOT_CACHE_DIR or ~/.cache/proofpilot); reruns reuse it.",
+)
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
+@click.option(
+    "--write-server-cache/--no-write-server-cache",
+    default=True,
+    show_default=True,
+    help="Let caveclient remember the datastack->server mapping under ~/.cloudvolume.",
+)
+@cave_fetch_options
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+@click.option("--figures/--no-figures", default=True, show_default=True, help="Draw figures/*.png.")
+def edits(
+    datastack: str,
+    server_address: str | None,
+    embedded: bool,
+    mat_version: int | None,
+    timestamp: datetime | None,
+    table: str | None,
+    sample_sizes: tuple[int, ...],
+    full: bool,
+    nested: bool,
+    seed: int,
+    n_bootstrap: int,
+    ci_level: float,
+    t_merge: float,
+    t_split: float,
+    gpus_per_node: int,
+    usd_per_gpu_hour: float,
+    out_dir: Path,
+    compare_dirs: tuple[Path, ...],
+    cache_dir: Path | None,
+    no_cache: bool,
+    write_server_cache: bool,
+    workers: int,
+    batch_size: int,
+    retries: int,
+    progress: bool,
+    figures: bool,
+) -> None:
+    """Edit statistics of proofread neurons, their projection to the whole table, and its cost.
+
+    Draws simple random samples of the proofread-neuron table (independent per size), fetches the change
+    logs of the sampled neurons only (all of them with --full; cached, so a rerun resumes), and reports per
+    sample: mean,
+    median, percentiles, merge share, heavy tail (p95, tail share, Gini, top-k) with bootstrap CIs and the
+    finite-population correction; totals projected to the table on per-neuron sums (shared operations counted
+    once per neuron, as the seed did) and deduplicated; the cost in node-hours, GPU-hours and dollars. Neurons
+    whose log cannot be fetched are reported as errors, never as 0 edits. The CAVE token comes from
+    PROOFPILOT_CAVE_TOKEN / CAVE_TOKEN or caveclient's secret file.
+    """
+    from proofpilot.edits.analysis import run_edits
+
+    if embedded and server_address:
+        raise ConfigError("--embedded and --server-address are mutually exclusive")
+    cost = CostBasis(
+        t_merge_s=t_merge, t_split_s=t_split, gpus_per_node=gpus_per_node, usd_per_gpu_hour=usd_per_gpu_hour
+    )
+    with contextlib.ExitStack() as stack:
+        if embedded:
+            from proofpilot.datastack.embedded.profiles import get_profile
+            from proofpilot.datastack.embedded.server import start_server
+
+            get_profile(datastack)  # ConfigError naming the profiles
+            server = stack.enter_context(start_server(datastack))
+            server_address = server.url
+            log.info("embedded CAVE server at %s", server_address)
+        config = EditsConfig(
+            datastack=datastack,
+            out_dir=out_dir,
+            sample_sizes=sample_sizes,
+            full=full,
+            nested=nested,
+            seed=seed,
+            n_bootstrap=n_bootstrap,
+            ci_level=ci_level,
+            server_address=server_address,
+            version=mat_version,
+            timestamp=timestamp,
+            table=table,
+            cache_dir=cache_dir,
+            use_cache=not no_cache,
+            write_server_cache=write_server_cache,
+            workers=workers,
+            batch_size=batch_size,
+            retries=retries,
+            progress=progress,
+            cost=cost,
+            compare_dirs=compare_dirs,
+            figures=figures,
+        )
+        summary = run_edits(config)
+    _echo_summary(summary)

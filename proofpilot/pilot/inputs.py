@@ -1,0 +1,179 @@
+"""What a pilot needs before dispatch: the datastack server, the neuron sample, its ingestion, the decision
+tasks with features, and the [edits] projection of the whole table from the same sample.
+
+The N neurons are a seeded random sample of the proofread table (`eval.edits_sampling.draw_samples`, the
+same draw `proofpilot edits --sample-sizes N --seed S` makes), so the projection to the table is honest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from proofpilot.core.errors import DataError
+from proofpilot.datastack.client import CaveConnection, ClientSettings
+from proofpilot.datastack.embedded.distractors import EmbeddedDistractors
+from proofpilot.datastack.ingest import Ingestion, IngestOptions, IngestResult, resolve_table
+from proofpilot.datastack.records import Operation
+from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
+from proofpilot.tasks.distractors import DistractorSource
+from proofpilot.tasks.prepare import SkeletonCache, add_features
+from proofpilot.tasks.records import DecisionTask
+from proofpilot.telemetry.projection import EditsProjection
+
+log = logging.getLogger(__name__)
+
+N_BOOTSTRAP = 1000
+
+
+def is_embedded(datastack: str) -> bool:
+    from proofpilot.datastack.embedded.profiles import PROFILES
+
+    return datastack in PROFILES
+
+
+@contextlib.contextmanager
+def datastack_server(datastack: str, server_address: str | None) -> Iterator[str | None]:
+    """The CAVE server address to use: the given one, or an embedded server started for the block when no
+    address is given and `datastack` is an embedded profile (None otherwise: caveclient's default)."""
+    if server_address or not is_embedded(datastack):
+        yield server_address
+        return
+    from proofpilot.datastack.embedded.server import start_server
+
+    server = start_server(datastack)
+    log.info("embedded datastack %s at %s", datastack, server.url)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class PilotSample:
+    """The neurons of a pilot and their ingested edit histories."""
+
+    ingest: IngestResult
+    population: int  # distinct neurons in the proofread table
+    root_ids: tuple[int, ...]  # the sampled neurons, ascending
+
+
+def ingest_sample(
+    settings: ClientSettings, table: str | None, neurons: int, seed: int, progress: bool, use_cache: bool
+) -> PilotSample:
+    """Draw `neurons` neurons at random (seeded) from the proofread table and ingest their histories.
+
+    A sample larger than the table is a ConfigError before any change log is fetched."""
+    from proofpilot.edits.sampling import draw_samples, population_root_ids
+
+    table = resolve_table(settings.datastack, table)
+    conn = CaveConnection(settings)
+    run = Ingestion(conn, IngestOptions(table=table, progress=progress, use_cache=use_cache))
+    try:
+        population = population_root_ids(run.table_roots(table))
+        sample = draw_samples(population, (neurons,), seed)[0]
+        result = run.run(table, [int(r) for r in sample.root_ids])
+    finally:
+        run.close()
+    n_ok = int((result.per_neuron["status"] == "ok").sum())
+    if n_ok == 0:
+        raise DataError(f"none of the {neurons} sampled neurons' change logs could be fetched")
+    if n_ok < neurons:
+        log.warning(
+            "%d of %d sampled neurons have no change log (errors); their tasks are missing",
+            neurons - n_ok,
+            neurons,
+        )
+    return PilotSample(result, len(population), tuple(int(r) for r in sample.root_ids))
+
+
+def neurons_without_log(sample: PilotSample) -> list[dict[str, object]]:
+    """The sampled neurons whose change log could not be fetched, with the reason (for run.json)."""
+    rows = sample.ingest.per_neuron
+    failed = rows[rows["status"] != "ok"]
+    pairs = zip(failed["root_id"], failed["reason"], strict=True)
+    return [{"root_id": int(root), "reason": str(why)} for root, why in pairs]
+
+
+class NoDistractors:
+    """For a datastack without a distractor source: merge operations give their partner task only."""
+
+    def distractor_root(self, operation: Operation) -> int | None:
+        return None
+
+
+def distractor_source(datastack: str) -> DistractorSource:
+    if is_embedded(datastack):
+        return EmbeddedDistractors(datastack)
+    log.warning("no distractor source for %s: merge operations give only their true-partner task", datastack)
+    return NoDistractors()
+
+
+def build_tasks(
+    sample: PilotSample, datastack: str, seed: int, max_ops_per_neuron: int | None
+) -> list[DecisionTask]:
+    tasks = tasks_from_ingest(
+        sample.ingest,
+        distractor_source(datastack),
+        TaskOptions(seed=seed, max_ops_per_neuron=max_ops_per_neuron),
+    )
+    if not tasks:
+        raise DataError("the sampled neurons give no decision tasks (no operations with an interface point)")
+    return tasks
+
+
+def with_features(tasks: Sequence[DecisionTask], layer_url: str) -> list[DecisionTask]:
+    """The tasks with their skeleton features (skeletons read through cloud-volume, one batch per neuron).
+
+    cloud-files fetches with more threads than urllib3's pool keeps connections for; the resulting
+    "Connection pool is full, discarding connection" warnings (dozens per run, nothing lost) are muted."""
+    pool_log = logging.getLogger("urllib3.connectionpool")
+    level = pool_log.level
+    pool_log.setLevel(logging.ERROR)
+    try:
+        return add_features(tasks, SkeletonCache(layer_url))
+    finally:
+        pool_log.setLevel(level)
+
+
+def task_row(task: DecisionTask) -> dict:
+    """A task's identity and ground truth, without features (the run's tasks.jsonl)."""
+    row = task.to_dict()
+    row.pop("features", None)
+    row["interface_nm"] = list(task.interface_nm)
+    return row
+
+
+def edits_projection(sample: PilotSample, datastack: str, seed: int) -> EditsProjection | None:
+    """Projected merges and splits of the whole table from the sample (per-neuron sums, 95 % bootstrap CIs
+    with finite-population correction, from the edits stage); None if it cannot be estimated."""
+    from proofpilot.edits.stats import sample_statistics
+
+    try:
+        result = sample_statistics(
+            "pilot",
+            sample.ingest.per_neuron,
+            sample.ingest.membership,
+            sample.population,
+            N_BOOTSTRAP,
+            np.random.default_rng(seed),
+        )
+    except DataError as exc:
+        log.warning("no full-dataset projection: %s", exc)
+        return None
+    merges, splits = result.stats.projected_merges, result.stats.projected_splits
+    if merges.value is None or splits.value is None or merges.ci is None or splits.ci is None:
+        return None
+    return EditsProjection(datastack, merges.value, merges.ci, splits.value, splits.ci, result.stats.ci_level)
+
+
+def write_ingest(sample: PilotSample, out_dir: Path) -> None:
+    """The sample's per-neuron rows, operation bank and membership as Parquet (for eval and the report)."""
+    from proofpilot.datastack.ingest import write_result
+
+    write_result(sample.ingest, out_dir)

@@ -1,0 +1,300 @@
+"""`run_pilot`: one pilot run, from the proofread table to verdicts in the run store and cost.json.
+
+Order of work (every check that can fail on bad input runs before anything in the run dir is written):
+
+1. the run dir: new, or (with resume) made with the same config; 2. every LLM endpoint answers and serves
+the model; 3. the metrics exporter on 127.0.0.1:P; 4. the datastack (an embedded server is started in-process
+when no address is given for an embedded profile), a seeded sample of N neurons (N larger than the table is an
+error), their change logs, decision tasks; 5. the store is opened, finished tasks are skipped, features are
+computed for the rest; 6. vLLM's /metrics is scraped (start, every `scrape_interval_s`, end) while Ray
+dispatches; every verdict is stored as it arrives and recorded in the driver's Prometheus registry;
+7. the scraped window and cost.json (telemetry.cost) are written.
+
+Ctrl-C (or SIGTERM) during dispatch stops it cleanly: the verdicts in hand are stored, the window and cost
+of the partial session are written, and `resume=True` continues the run.
+
+An LLM outage is not a decision: the affected tasks are asked again once their endpoint answers (their
+failures go to llm_errors.jsonl). When no endpoint answers for `outage_wait_s`, the session stops the same
+clean way (ended "llm_unavailable" in the manifest, `PilotResult.unavailable`); `resume=True` then asks
+exactly the tasks without a stored verdict. A task whose own request keeps failing while others are decided
+is set aside after `max_task_failures` (ended "tasks_set_aside", `PilotResult.set_aside`), also for `resume`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from proofpilot.agent.records import INVALID_ANSWER_REASONS, REQUEST_REASONS, TRANSPORT_REASONS
+from proofpilot.agent.schema import PROMPT_VERSION
+from proofpilot.core.errors import ConfigError, DataError
+from proofpilot.core.vocab import AGENTS
+from proofpilot.datastack.client import ClientSettings, add_request_observer, remove_request_observer
+from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, DEFAULT_OUTAGE_WAIT_S
+from proofpilot.orchestrator.ray_session import RayOptions, check_ray_address
+from proofpilot.orchestrator.stats import DecisionStatLogger
+from proofpilot.orchestrator.store import RunStore, StoreFullError, read_manifest, write_json_lines
+from proofpilot.pilot import inputs
+from proofpilot.pilot.session import PilotSession, SessionOutcome, SessionSpec
+from proofpilot.tasks.records import DecisionTask
+from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT, make_decision_logger
+from proofpilot.telemetry.projection import DEFAULT_USD_PER_GPU_HOUR
+
+log = logging.getLogger(__name__)
+
+TASKS_NAME = "tasks.jsonl"
+NOTHING_TO_DO = SessionOutcome(0, 0.0, 0.0, False, {}, None, None, ())  # a resume of a finished run
+
+
+@dataclass(frozen=True)
+class PilotConfig:
+    """Everything a pilot run needs (the CLI's options)."""
+
+    datastack: str
+    run_dir: Path
+    neurons: int
+    llm_urls: tuple[str, ...] = ()
+    model: str | None = None
+    agent: str = "llm"
+    server_address: str | None = None
+    table: str | None = None
+    max_ops_per_neuron: int | None = None
+    gpus_per_endpoint: int = 2
+    concurrency: int = 64  # requests in flight per endpoint
+    ray_address: str | None = None
+    ray_temp_dir: str | None = None
+    metrics_port: int = DEFAULT_METRICS_PORT  # 0 = any free port
+    resume: bool = False
+    seed: int = 0
+    skeleton_layer: str | None = None
+    scrape_interval_s: float = 1.0
+    request_timeout_s: float = 120.0
+    outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S  # stop when no LLM endpoint has answered for this long
+    max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # set a task aside after this many failures of its own
+    usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR  # the $ basis of cost.json
+    progress: bool = True
+    auth_token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run_dir", Path(self.run_dir))
+        if self.agent not in AGENTS:
+            raise ConfigError(f"agent must be one of {', '.join(AGENTS)}, got {self.agent!r}")
+        if self.neurons < 1:
+            raise ConfigError(f"--neurons must be >= 1, got {self.neurons}")
+        if self.max_ops_per_neuron is not None and self.max_ops_per_neuron < 1:
+            raise ConfigError(f"--max-ops-per-neuron must be >= 1, got {self.max_ops_per_neuron}")
+        if self.agent == "llm":
+            if not self.llm_urls:
+                raise ConfigError("the llm agent needs at least one --llm-url")
+            if not self.model:
+                raise ConfigError("the llm agent needs --model")
+            if len(set(self.llm_urls)) != len(self.llm_urls):
+                raise ConfigError("--llm-url lists the same endpoint twice")
+        if self.concurrency < 1 or self.gpus_per_endpoint < 1:
+            raise ConfigError("--concurrency and --gpus-per-endpoint must be >= 1")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port must be in 0..65535, got {self.metrics_port}")
+        if self.scrape_interval_s <= 0 or self.request_timeout_s <= 0:
+            raise ConfigError("the scrape interval and request timeout must be positive")
+        if not self.outage_wait_s > 0:
+            raise ConfigError(f"--outage-wait must be positive, got {self.outage_wait_s}")
+        if self.max_task_failures < 1:
+            raise ConfigError(f"--max-task-failures must be >= 1, got {self.max_task_failures}")
+        if not 0 <= self.usd_per_gpu_hour < float("inf"):
+            raise ConfigError(f"--usd-per-gpu-hour must be >= 0, got {self.usd_per_gpu_hour}")
+
+    def identity(self) -> dict[str, Any]:
+        """What defines the run's tasks and the meaning of its verdicts; `resume` requires the same.
+
+        Endpoints, concurrency, Ray and the CAVE server address are left out: a resumed run may use
+        a restarted server on another port or more endpoints."""
+        return {
+            "datastack": self.datastack,
+            "table": self.table,
+            "neurons": self.neurons,
+            "max_ops_per_neuron": self.max_ops_per_neuron,
+            "seed": self.seed,
+            "agent": self.agent,
+            "model": self.model if self.agent == "llm" else None,
+            "prompt_version": PROMPT_VERSION,
+            "skeleton_layer": self.skeleton_layer,
+        }
+
+
+@dataclass(frozen=True)
+class PilotResult:
+    run_dir: Path
+    session: int
+    n_tasks: int
+    n_stored: int  # verdicts in the store after this session
+    n_new: int  # verdicts stored by this session
+    interrupted: bool
+    seconds: float  # dispatch wall time of this session
+    decisions_per_s: float
+    metrics_url: str | None
+    window_path: Path | None
+    cost_path: Path | None
+    outcomes: dict[str, int]
+    notes: tuple[str, ...] = ()
+    unavailable: bool = False  # stopped: no LLM endpoint answered for the outage wait
+    set_aside: tuple[str, ...] = ()  # tasks that kept failing in transport while others were decided
+    llm_errors: int = 0  # transport failures of this session (in llm_errors.jsonl; those tasks asked again)
+    n_neurons: int = 0  # sampled neurons
+    neurons_without_log: int = 0  # of them, those whose change log could not be read when the run started
+
+    @property
+    def complete(self) -> bool:
+        return self.n_stored == self.n_tasks
+
+    @property
+    def undecided(self) -> int:
+        return self.n_tasks - self.n_stored
+
+    @property
+    def ended(self) -> str:
+        """How the session ended, as the manifest says: done | interrupted | llm_unavailable |
+        tasks_set_aside."""
+        if self.unavailable:
+            return "llm_unavailable"
+        if self.interrupted:
+            return "interrupted"
+        return "tasks_set_aside" if self.set_aside else "done"
+
+
+def check_endpoints(urls: tuple[str, ...], model: str, timeout_s: float = 10.0) -> None:
+    """Every endpoint must answer and serve `model`; a one-line DataError names the first that does not."""
+    from proofpilot.agent.client import AgentClient
+
+    async def check_all() -> None:
+        for url in urls:
+            async with AgentClient(url, model) as client:
+                await client.check(timeout_s=timeout_s)
+
+    asyncio.run(check_all())
+
+
+def _resume_tasks(run_dir: Path, tasks: list[DecisionTask]) -> list[DecisionTask]:
+    """On resume the run's stored task list is authoritative. Rebuilt tasks may add to it (neurons whose CAVE
+    log failed in the first session and answer now) — those stay out of this run; any stored task that can no
+    longer be built means the datastack changed under the run."""
+    path = run_dir / TASKS_NAME
+    if not path.exists():
+        return tasks
+    stored = {json.loads(line)["task_id"] for line in path.read_text().splitlines() if line.strip()}
+    rebuilt = {t.task_id for t in tasks}
+    if not stored <= rebuilt:
+        raise DataError(
+            f"the tasks built now differ from those in {path} ({len(stored - rebuilt)} stored tasks can no "
+            "longer be built): the datastack changed since the run started; start a new --run-dir"
+        )
+    if len(rebuilt) > len(stored):
+        log.warning(
+            "%d tasks from neurons that could not be fetched when the run started are left out of this run "
+            "(start a new --run-dir to include them)",
+            len(rebuilt) - len(stored),
+        )
+    return [t for t in tasks if t.task_id in stored]
+
+
+def _prepare(config: PilotConfig, server_url: str | None, pinned: dict | None):
+    """Sample and ingest the neurons, build the tasks; (sample, tasks, skeleton layer URL)."""
+    from proofpilot.datastack.skeletons import skeleton_layer_url
+
+    embedded = inputs.is_embedded(config.datastack)
+    settings = ClientSettings(
+        datastack=config.datastack, server_address=server_url,
+        auth_token=config.auth_token or ("embedded" if embedded else None),
+        version=(pinned or {}).get("materialization_version"), write_server_cache=not embedded,
+    )  # fmt: skip
+    sample = inputs.ingest_sample(
+        settings, config.table, config.neurons, config.seed, config.progress, use_cache=not embedded
+    )
+    tasks = inputs.build_tasks(sample, config.datastack, config.seed, config.max_ops_per_neuron)
+    if config.resume:
+        tasks = _resume_tasks(config.run_dir, tasks)
+    return sample, tasks, skeleton_layer_url(config.datastack, server_url, config.skeleton_layer)
+
+
+def _session_spec(config: PilotConfig) -> SessionSpec:
+    return SessionSpec(
+        agent=config.agent, llm_urls=config.llm_urls, model=config.model, concurrency=config.concurrency,
+        request_timeout_s=config.request_timeout_s,
+        ray=RayOptions(address=config.ray_address, temp_dir=config.ray_temp_dir),
+        scrape_interval_s=config.scrape_interval_s, gpus_per_endpoint=config.gpus_per_endpoint,
+        progress=config.progress, outage_wait_s=config.outage_wait_s,
+        usd_per_gpu_hour=config.usd_per_gpu_hour, max_task_failures=config.max_task_failures,
+    )  # fmt: skip
+
+
+def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> PilotResult:
+    """Run (or resume) a pilot; see the module docstring. Raises ProofpilotError subclasses on bad input.
+
+    `logger` records every decision (default: a fresh Prometheus registry, served on the metrics port)."""
+    identity = config.identity()
+    RunStore.check(config.run_dir, identity, config.resume)  # read-only
+    pinned = read_manifest(config.run_dir).get("pin") if config.resume else None
+    if config.agent == "llm":
+        check_endpoints(config.llm_urls, config.model)  # type: ignore[arg-type]
+    if config.ray_address:
+        check_ray_address(config.ray_address)  # before any data is fetched
+    logger = logger or make_decision_logger(True)
+    with contextlib.ExitStack() as stack:
+        exporter = logger.start_exporter(config.metrics_port)
+        if exporter is not None:
+            stack.callback(exporter.shutdown)
+        logger.declare_llm_error_reasons(INVALID_ANSWER_REASONS + TRANSPORT_REASONS + REQUEST_REASONS)
+        add_request_observer(logger.record_cave_request)  # every CAVE call of the ingestion, by route/status
+        stack.callback(remove_request_observer, logger.record_cave_request)
+        server_url = stack.enter_context(inputs.datastack_server(config.datastack, config.server_address))
+        sample, tasks, layer_url = _prepare(config, server_url, pinned)
+        store = stack.enter_context(RunStore.open(config.run_dir, identity, config.resume))
+        if store.session == 1:
+            write_json_lines(config.run_dir / TASKS_NAME, (inputs.task_row(t) for t in tasks))
+            inputs.write_ingest(sample, config.run_dir / "ingest")
+            store.update_manifest(
+                pin=sample.ingest.pin.to_dict(),
+                n_tasks=len(tasks),
+                neuron_root_ids=list(sample.root_ids),
+                neurons_without_log=inputs.neurons_without_log(sample),
+            )
+        todo = [t for t in tasks if t.task_id not in store.done_task_ids]
+        log.info("%d tasks, %d already stored, %d to decide", len(tasks), len(tasks) - len(todo), len(todo))
+        outcome = NOTHING_TO_DO
+        try:
+            if todo:
+                session = PilotSession(store, logger, inputs.with_features(todo, layer_url), config.agent)
+                outcome = session.run(
+                    _session_spec(config),
+                    lambda: inputs.edits_projection(sample, config.datastack, config.seed),
+                )
+        except StoreFullError:
+            raise  # the manifest cannot be written either
+        except BaseException:
+            with contextlib.suppress(Exception):
+                store.update_manifest(
+                    session={"ended": "failed", "stored": store.n_appended, "llm_errors": store.n_llm_errors}
+                )
+            raise
+        if exporter is not None and not outcome.interrupted:
+            exporter.wait_for_final_scrape()  # so Prometheus holds the run's final counts
+        result = PilotResult(
+            run_dir=config.run_dir, session=store.session, n_tasks=len(tasks), n_stored=len(store),
+            n_new=store.n_appended, interrupted=outcome.interrupted, seconds=outcome.seconds,
+            decisions_per_s=outcome.decisions_per_s, metrics_url=exporter.url if exporter else None,
+            window_path=outcome.window_path, cost_path=outcome.cost_path, outcomes=outcome.outcomes,
+            notes=outcome.notes, unavailable=outcome.unavailable, set_aside=outcome.set_aside,
+            llm_errors=store.n_llm_errors,
+            n_neurons=len(sample.root_ids),
+            neurons_without_log=len(read_manifest(config.run_dir).get("neurons_without_log", [])),
+        )  # fmt: skip
+        store.update_manifest(session={
+            "ended": result.ended, "stored": store.n_appended, "llm_errors": store.n_llm_errors,
+            "undecided": result.undecided, "set_aside": list(result.set_aside), "seconds": outcome.seconds,
+            "decisions_per_s": outcome.decisions_per_s,
+        })  # fmt: skip
+        return result

@@ -1,0 +1,301 @@
+"""One dispatch session of a pilot: Ray workers, verdicts into the run store and the driver's Prometheus
+registry as they arrive, vLLM's /metrics scraped over the dispatch window, then the window and cost.json.
+
+Decisions (valid or invalid answers, request errors) are stored in verdicts.jsonl. A transport failure
+(the server down, a timeout, HTTP 5xx/429 after the client's retries) is not a decision: it is stored in
+llm_errors.jsonl and counted in Prometheus by reason, and its task is asked again once its endpoint answers
+(orchestrator.outage); after `outage_wait_s` without any answer the session stops, its undecided tasks
+left for `--resume`. A task that keeps failing on its own while others are decided is set aside after
+`max_task_failures`, also left for `--resume`.
+
+The scrape starts once the Ray workers are up (so Ray's start-up is not in the window) and stops when the last
+verdict is stored, also after Ctrl-C or a failure; the window and the cost of a partial session are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from proofpilot.agent.records import INVALID_ANSWER_REASONS, Verdict
+from proofpilot.core.errors import ConfigError, DataError
+from proofpilot.orchestrator.dispatch import (
+    Dispatcher,
+    WorkItem,
+    start_function_workers,
+    start_llm_workers,
+    stop_workers,
+)
+from proofpilot.orchestrator.outage import (
+    DEFAULT_MAX_TASK_FAILURES,
+    DEFAULT_OUTAGE_WAIT_S,
+    EndpointHealth,
+    models_probe,
+)
+from proofpilot.orchestrator.ray_session import RayOptions, ray_session
+from proofpilot.orchestrator.stats import DecisionStatLogger
+from proofpilot.orchestrator.store import RunStore, read_verdicts
+from proofpilot.tasks.records import DecisionTask
+from proofpilot.telemetry.projection import DEFAULT_USD_BASIS, DEFAULT_USD_PER_GPU_HOUR, EditsProjection
+from proofpilot.telemetry.run_cost import distinct_operations, run_cost_report, session_file
+
+log = logging.getLogger(__name__)
+
+WINDOW_NAME = "vllm_window.json"
+
+
+def outcome_of(task: DecisionTask, verdict: Verdict) -> str:
+    """correct / incorrect for a valid answer; invalid (the model's answer failed the schema) or error."""
+    if verdict.valid:
+        return "correct" if verdict.decision == task.label else "incorrect"
+    return "invalid" if verdict.error_reason in INVALID_ANSWER_REASONS else "error"
+
+
+def verdict_record(task: DecisionTask, verdict: Verdict, agent: str, session: int) -> dict[str, Any]:
+    """One line of the run store: the task's identity and ground truth, the verdict, the outcome."""
+    record = {
+        "task_id": task.task_id,
+        "operation_id": task.operation_id,
+        "neuron_root_id": task.neuron_root_id,
+        "neuron_n_edits": task.neuron_n_edits,
+        "role": task.role,
+        "label": task.label,
+        "agent": agent,
+        "outcome": outcome_of(task, verdict),
+        "session": session,
+    }
+    record.update(verdict.to_dict())
+    return record
+
+
+def llm_error_record(task: DecisionTask, verdict: Verdict, agent: str, session: int) -> dict[str, Any]:
+    """One line of llm_errors.jsonl: a transport failure of a task (which stays undecided)."""
+    return {
+        "task_id": task.task_id,
+        "operation_id": task.operation_id,
+        "neuron_root_id": task.neuron_root_id,
+        "op_kind": task.op_kind,
+        "agent": agent,
+        "session": session,
+        "endpoint": verdict.endpoint,
+        "reason": verdict.error_reason,
+        "attempts": verdict.attempts,
+        "answers": verdict.answers,
+        "prompt_tokens": verdict.prompt_tokens,
+        "completion_tokens": verdict.completion_tokens,
+        "latency_s": verdict.latency_s,
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """How to dispatch: the agent, its endpoints, and what the cost accounting needs."""
+
+    agent: str  # "llm" | "baseline"
+    llm_urls: tuple[str, ...] = ()
+    model: str | None = None
+    concurrency: int = 64
+    request_timeout_s: float = 120.0
+    ray: RayOptions = dataclasses.field(default_factory=RayOptions)
+    scrape_interval_s: float = 1.0
+    gpus_per_endpoint: int = 2
+    progress: bool = True
+    outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S
+    usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR
+    max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # a task failing on its own is set aside after this
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    completed: int
+    seconds: float
+    decisions_per_s: float
+    interrupted: bool
+    outcomes: dict[str, int]
+    window_path: Path | None
+    cost_path: Path | None
+    notes: tuple[str, ...]
+    unavailable: bool = False  # stopped: no LLM endpoint answered for the outage wait
+    llm_errors: int = 0  # transport failures stored by this session
+    set_aside: tuple[str, ...] = ()  # tasks that kept failing in transport while others were decided
+
+
+class PilotSession:
+    """The driver side of one session: every batch of verdicts is stored (fsync) and recorded."""
+
+    def __init__(
+        self, store: RunStore, logger: DecisionStatLogger, tasks: Sequence[DecisionTask], agent: str
+    ):
+        self.store, self.logger, self.agent = store, logger, agent
+        self.tasks = {t.task_id: t for t in tasks}
+        self.verdicts: list[Verdict] = []
+        self.outcomes: Counter[str] = Counter()
+
+    def on_verdicts(self, batch: list[tuple[WorkItem, Verdict]]) -> None:
+        records = []
+        for item, verdict in batch:
+            task = self.tasks[item.task_id]
+            record = verdict_record(task, verdict, self.agent, self.store.session)
+            records.append(record)
+            self.logger.record_decision(
+                op=task.op_kind, agent=self.agent, outcome=record["outcome"], seconds=verdict.latency_s,
+                prompt_tokens=verdict.prompt_tokens, completion_tokens=verdict.completion_tokens,
+                llm_calls=verdict.answers,
+            )  # fmt: skip
+            if not verdict.valid and verdict.error_reason:
+                self.logger.record_llm_error(verdict.error_reason)
+        self.store.append(records)  # durable before the next batch is taken
+        self.outcomes.update(r["outcome"] for r in records)
+        self.verdicts.extend(v for _, v in batch)
+
+    def on_failures(self, batch: list[tuple[WorkItem, Verdict]]) -> None:
+        """Transport failures: stored (fsync) in llm_errors.jsonl and counted by reason; not decisions."""
+        records = [
+            llm_error_record(self.tasks[item.task_id], verdict, self.agent, self.store.session)
+            for item, verdict in batch
+        ]
+        for record in records:
+            self.logger.record_llm_error(record["reason"])
+        self.store.append_llm_errors(records)
+
+    def run(
+        self,
+        spec: SessionSpec,
+        projection: Callable[[], EditsProjection | None] = lambda: None,
+    ) -> SessionOutcome:
+        """Dispatch every task of the session (they carry their features) and account for the cost."""
+        scraper = None
+        stats = None
+        notes: list[str] = []
+        window_path = cost_path = None
+        try:
+            with ray_session(spec.ray):
+                slots, items = self._workers(spec)
+                try:
+                    if spec.agent == "llm":
+                        scraper = self._start_scraper(spec)
+                    before = len(self.store)
+                    dispatcher = Dispatcher(
+                        slots, self.on_verdicts, self.logger, on_failures=self.on_failures,
+                        health=self._health(spec), max_task_failures=spec.max_task_failures,
+                    )  # fmt: skip
+                    stats = dispatcher.run(
+                        items, total=before + len(items), initial=before, progress=spec.progress
+                    )
+                finally:
+                    stop_workers(slots)
+        finally:
+            if scraper is not None:
+                try:
+                    window_path, cost_path, notes = self._account(spec, scraper, projection)
+                except (OSError, DataError, ConfigError) as exc:
+                    if stats is not None:
+                        raise
+                    log.warning("could not write the vLLM window / cost.json: %s", exc)
+        log.info("%d decisions in %.1f s (%.1f/s); %d transport failures asked again%s", stats.completed,
+                 stats.seconds, stats.decisions_per_s, stats.transport_failures,
+                 "; interrupted" if stats.interrupted else "")  # fmt: skip
+        return SessionOutcome(
+            completed=stats.completed, seconds=stats.seconds, decisions_per_s=stats.decisions_per_s,
+            interrupted=stats.interrupted, outcomes=dict(self.outcomes), window_path=window_path,
+            cost_path=cost_path, notes=tuple(notes), unavailable=stats.unavailable,
+            llm_errors=self.store.n_llm_errors, set_aside=tuple(stats.set_aside),
+        )  # fmt: skip
+
+    @staticmethod
+    def _health(spec: SessionSpec) -> EndpointHealth | None:
+        if spec.agent != "llm":
+            return None  # the baseline has no endpoint to lose
+        return EndpointHealth(spec.llm_urls, spec.outage_wait_s, probe=models_probe)
+
+    def _workers(self, spec: SessionSpec):
+        tasks = list(self.tasks.values())
+        if spec.agent == "llm":
+            from proofpilot.agent.prompt import build_request
+
+            items = [WorkItem(t.task_id, build_request(t.task_id, t.op_kind, t.features)) for t in tasks]
+            options = {"timeout_s": spec.request_timeout_s}
+            return start_llm_workers(spec.llm_urls, spec.model, spec.concurrency, options), items  # type: ignore[arg-type]
+        from proofpilot.agent.baseline import BaselineAgent
+
+        return start_function_workers(BaselineAgent().decide), [WorkItem(t.task_id, t) for t in tasks]
+
+    def _start_scraper(self, spec: SessionSpec):
+        from proofpilot.telemetry.cost import live_cost_updater
+        from proofpilot.telemetry.vllm_scrape import VllmScraper, metrics_url_for
+
+        urls = [metrics_url_for(u) for u in spec.llm_urls]
+        updater = live_cost_updater(self.logger, lambda: len(self.verdicts))
+        try:
+            return VllmScraper(urls, interval_s=spec.scrape_interval_s, on_snapshot=updater).start()
+        except DataError as exc:
+            log.warning("no vLLM metrics, so no cost.json: %s", exc)
+            return None
+
+    def _account(self, spec: SessionSpec, scraper, projection) -> tuple[Path, Path | None, list[str]]:
+        """Stop the scrape, save the window, write cost.json; returns (window path, cost path, notes)."""
+        from proofpilot.telemetry.cost import DecisionUsage, build_cost_report, write_cost_json
+
+        run_dir, session = self.store.run_dir, self.store.session
+        window = scraper.stop()
+        window_path = run_dir / WINDOW_NAME
+        window.save(window_path)
+        _keep_session_copy(window_path, session)
+        decided = [v for v in self.verdicts if v.answers > 0]
+        if not decided:
+            return window_path, None, ["no LLM answers in this session: no cost.json"]
+        basis = {"gpus_per_endpoint": spec.gpus_per_endpoint, "edits_projection": _safe(projection),
+                 **_usd_basis(spec.usd_per_gpu_hour)}  # fmt: skip
+        try:
+            report = build_cost_report(
+                window, [DecisionUsage.from_verdict(v) for v in decided],
+                edits_by_op=distinct_operations(
+                    (self.tasks[v.task_id].op_kind, self.tasks[v.task_id].operation_id) for v in decided
+                ), **basis,
+            )  # fmt: skip
+        except (DataError, ConfigError) as exc:
+            log.warning("no cost.json: %s", exc)
+            return window_path, None, [f"no cost.json: {exc}"]
+        if session > 1:
+            note = f"session {session} of a resumed run: this file covers this session's decisions only"
+            report = dataclasses.replace(report, notes=(*report.notes, note))
+        cost_path = write_cost_json(report, run_dir)
+        _keep_session_copy(cost_path, session)
+        if session > 1:  # cost.json becomes the run's: every session with a saved window
+            try:
+                run_report = run_cost_report(run_dir, session, read_verdicts(run_dir), **basis)
+            except (DataError, ConfigError) as exc:
+                log.warning("cost.json holds this session only: no run-level cost: %s", exc)
+                return window_path, cost_path, [*report.notes, f"no run-level cost: {exc}"]
+            if run_report is not None:
+                write_cost_json(run_report, run_dir)
+                return window_path, cost_path, list(run_report.notes)
+        return window_path, cost_path, list(report.notes)
+
+
+def _usd_basis(usd_per_gpu_hour: float) -> dict[str, float | str]:
+    """The $ basis for cost.json: the default price with its source, or the user's own."""
+    if usd_per_gpu_hour == DEFAULT_USD_PER_GPU_HOUR:
+        return {"usd_per_gpu_hour": usd_per_gpu_hour, "usd_basis": DEFAULT_USD_BASIS}
+    return {"usd_per_gpu_hour": usd_per_gpu_hour, "usd_basis": "set with --usd-per-gpu-hour"}
+
+
+def _safe(projection: Callable[[], EditsProjection | None]) -> EditsProjection | None:
+    try:
+        return projection()
+    except (DataError, ConfigError) as exc:
+        log.warning("no full-dataset projection: %s", exc)
+        return None
+
+
+def _keep_session_copy(path: Path, session: int) -> None:
+    """`cost.s2.json`, `vllm_window.s2.json` etc.: each session's own (`cost.json` is the run's)."""
+    shutil.copyfile(path, session_file(path.parent, path.name, session))

@@ -1,0 +1,265 @@
+"""`build_report`: one self-contained report.html for a pilot run (plots inline as base64 PNG, no external
+resources), from the run's verdicts (scored by `decisions`), its cost.json and any `edits` output folders.
+
+    build_report(run_dir, edits_dirs=[mouse_edits, fly_edits], compare_dirs=[baseline_run]) -> ReportResult
+
+The full-dataset table multiplies each edits folder's projected merges and splits (summary.json, with CIs)
+by the run's measured node-seconds per edit (cost.json, with CIs) through `telemetry.projection.project_cost`,
+with the seed's 2.0 / 2.5 s placeholders on the same counts beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from proofpilot.core.errors import DataError
+from proofpilot.edits.reference import species_of
+from proofpilot.eval.decisions import EvalReport, evaluate, write_eval
+from proofpilot.orchestrator.store import read_manifest
+from proofpilot.telemetry.projection import (
+    DEFAULT_USD_BASIS,
+    DEFAULT_USD_PER_GPU_HOUR,
+    SEED_T_MERGE_S,
+    SEED_T_SPLIT_S,
+    CostProjection,
+    EditsProjection,
+    MeasuredPerEdit,
+    project_cost,
+)
+
+log = logging.getLogger(__name__)
+
+FIGURE_NAMES = ("figure1_sample_size_validation.png", "figure2_distributions.png", "figure3_cost.png")
+SPECIES_LABEL = {"mouse": "mouse-like (MICrONS minnie65)", "fly": "fly-like (FlyWire FAFB)"}
+REPORT_NAME = "report.html"
+
+
+@dataclass(frozen=True)
+class EditsInput:
+    """One `proofpilot edits` output folder: summary.json and its three figures (PNG bytes)."""
+
+    path: Path
+    summary: dict[str, Any]
+    figures: tuple[tuple[str, bytes], ...]
+    kind: str  # "mouse-like (...)", "fly-like (...)" or the datastack name
+
+
+@dataclass(frozen=True)
+class DatasetCost:
+    """A row of the full-dataset table: measured cost (None without cost.json), the seed's placeholders."""
+
+    dataset: str
+    kind: str
+    source: str  # which sample the projected counts come from
+    measured: CostProjection | None
+    seed: CostProjection
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    run_dir: Path
+    manifest: dict[str, Any]
+    evaluation: EvalReport
+    rows: pd.DataFrame
+    cost: dict[str, Any] | None
+    edits: tuple[EditsInput, ...]
+    dataset_costs: tuple[DatasetCost, ...]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    path: Path
+    n_bytes: int
+    n_images: int
+    seconds: float
+    eval_json: Path
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {what} {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path} is not a JSON object ({what})")
+    return data
+
+
+def load_edits(path: Path) -> EditsInput:
+    """An edits output folder; DataError (one line) if it is missing or has no summary.json."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"--edits {path}: no such directory")
+    summary_path = path / "summary.json"
+    if not summary_path.exists():
+        raise DataError(f"--edits {path} holds no summary.json (not a `proofpilot edits` output folder)")
+    summary = _read_json(summary_path, "edits summary")
+    if "cost" not in summary or "samples" not in summary:
+        raise DataError(f"{summary_path} is not an edits summary (no 'cost' / 'samples')")
+    figures = tuple(
+        (name, (path / "figures" / name).read_bytes())
+        for name in FIGURE_NAMES
+        if (path / "figures" / name).exists()
+    )
+    datastack = str(summary.get("datastack"))
+    species = species_of(datastack)
+    return EditsInput(path, summary, figures, SPECIES_LABEL.get(species, datastack) if species else datastack)
+
+
+def _clamp(value: float, ci: list | tuple | None) -> tuple[float, float]:
+    """A CI widened to contain its point (percentile intervals need not); (v, v) when missing."""
+    if ci is None or any(c is None or not math.isfinite(c) for c in ci):
+        return (value, value)
+    return (max(0.0, min(float(ci[0]), value)), max(float(ci[1]), value))
+
+
+def _measured_per_edit(cost: dict[str, Any] | None) -> tuple[MeasuredPerEdit, MeasuredPerEdit, dict] | None:
+    if not cost:
+        return None
+    per_op = cost.get("per_op", {})
+    merge, split = per_op.get("merge"), per_op.get("split")
+    if not merge or not split or merge.get("node_s_per_edit") is None or split.get("node_s_per_edit") is None:
+        return None
+    tm = MeasuredPerEdit(
+        merge["node_s_per_edit"], _clamp(merge["node_s_per_edit"], merge.get("node_s_per_edit_ci"))
+    )
+    ts = MeasuredPerEdit(
+        split["node_s_per_edit"], _clamp(split["node_s_per_edit"], split.get("node_s_per_edit_ci"))
+    )
+
+    def roof(key: str) -> tuple[float, float] | None:
+        vm, vs = merge.get(key), split.get(key)
+        if vm is None or vs is None:
+            return None
+        return (vm * merge["decisions_per_edit"], vs * split["decisions_per_edit"])
+
+    proj = cost.get("projection") or {}
+    extra = {
+        "gpus_per_node": int(cost["throughput"]["gpus_per_endpoint"]),
+        "usd_per_gpu_hour": float(proj.get("usd_per_gpu_hour", DEFAULT_USD_PER_GPU_HOUR)),
+        "usd_basis": str(proj.get("usd_basis", DEFAULT_USD_BASIS)),
+        "roofline_bf16_s_per_edit": roof("roofline_bf16_node_s_per_decision"),
+        "roofline_fp8_s_per_edit": roof("roofline_fp8_node_s_per_decision"),
+    }
+    return tm, ts, extra
+
+
+def _seed_times() -> tuple[MeasuredPerEdit, MeasuredPerEdit]:
+    return (
+        MeasuredPerEdit(SEED_T_MERGE_S, (SEED_T_MERGE_S, SEED_T_MERGE_S)),
+        MeasuredPerEdit(SEED_T_SPLIT_S, (SEED_T_SPLIT_S, SEED_T_SPLIT_S)),
+    )
+
+
+def _dataset_cost(dataset: str, kind: str, source: str, counts: EditsProjection, measured) -> DatasetCost:
+    gpus = measured[2]["gpus_per_node"] if measured else 2
+    usd = measured[2]["usd_per_gpu_hour"] if measured else DEFAULT_USD_PER_GPU_HOUR
+    basis = measured[2]["usd_basis"] if measured else DEFAULT_USD_BASIS
+    seed = project_cost(counts, *_seed_times(), gpus, usd, basis)
+    cost = None
+    if measured:
+        tm, ts, extra = measured
+        cost = project_cost(
+            counts,
+            tm,
+            ts,
+            gpus,
+            usd,
+            basis,
+            extra["roofline_bf16_s_per_edit"],
+            extra["roofline_fp8_s_per_edit"],
+        )
+    return DatasetCost(dataset, kind, source, cost, seed)
+
+
+def full_dataset_costs(
+    edits: tuple[EditsInput, ...], cost: dict[str, Any] | None, run_config: dict[str, Any]
+) -> tuple[list[DatasetCost], list[str]]:
+    """Full-dataset rows: each edits folder's projection (mouse-like first), then the pilot's own."""
+    measured = _measured_per_edit(cost)
+    rows, notes = [], []
+    order = {"mouse": 0, "fly": 1}
+    for e in sorted(edits, key=lambda e: order.get(species_of(str(e.summary.get("datastack"))) or "", 2)):
+        c = e.summary["cost"]
+        if c.get("merges") is None or c.get("splits") is None:
+            notes.append(f"{e.path}: the edits summary has no projected merge/split counts")
+            continue
+        counts = EditsProjection(
+            str(e.summary.get("datastack")), float(c["merges"]), tuple(c["merges_ci"]), float(c["splits"]),
+            tuple(c["splits_ci"]), float(e.summary.get("sampling", {}).get("ci_level", 0.95)),
+        )  # fmt: skip
+        rows.append(
+            _dataset_cost(counts.dataset, e.kind, f"edits sample {c.get('sample')}", counts, measured)
+        )
+    own = (cost or {}).get("projection")
+    if own:
+        counts = EditsProjection(
+            own["dataset"], own["merges"], tuple(own["merges_ci"]), own["splits"], tuple(own["splits_ci"]),
+            own.get("ci_level", 0.95),
+        )  # fmt: skip
+        species = species_of(own["dataset"])
+        kind = SPECIES_LABEL.get(species, own["dataset"]) if species else own["dataset"]
+        source = f"the pilot's own sample ({run_config.get('neurons', '?')} neurons)"
+        rows.append(_dataset_cost(own["dataset"], kind, source, counts, measured))
+    if cost is None:
+        notes.append(
+            "this run has no cost.json (no LLM answers were timed): only the seed's placeholders are shown"
+        )
+    elif measured is None:
+        notes.append("cost.json lacks a measured merge or split cost per edit: no measured projection")
+    if not rows:
+        notes.append("no full-dataset projection: pass --edits DIR (a `proofpilot edits` output folder)")
+    return rows, notes
+
+
+def gather(
+    run_dir: Path, edits_dirs: tuple[Path, ...] = (), compare_dirs: tuple[Path, ...] = (),
+    n_bootstrap: int = 1000, seed: int = 0,
+) -> tuple[ReportInputs, Path]:  # fmt: skip
+    """Everything the report shows; input errors surface here, before anything is written."""
+    run_dir = Path(run_dir)
+    edits = tuple(load_edits(Path(d)) for d in edits_dirs)
+    evaluation, rows = evaluate([run_dir, *compare_dirs], n_bootstrap=n_bootstrap, seed=seed)
+    manifest = read_manifest(run_dir)
+    cost_path = run_dir / "cost.json"
+    cost = _read_json(cost_path, "cost report") if cost_path.exists() else None
+    dataset_costs, notes = full_dataset_costs(edits, cost, manifest.get("config", {}))
+    eval_json, _ = write_eval(evaluation, rows, run_dir / "eval")
+    inputs = ReportInputs(
+        run_dir, manifest, evaluation, rows, cost, edits, tuple(dataset_costs), tuple(notes)
+    )
+    return inputs, eval_json
+
+
+def build_report(
+    run_dir: Path, edits_dirs: tuple[Path, ...] = (), compare_dirs: tuple[Path, ...] = (),
+    out_path: Path | None = None, n_bootstrap: int = 1000, seed: int = 0,
+) -> ReportResult:  # fmt: skip
+    """Score the run, draw the plots, write one self-contained HTML file (atomically); returns its path."""
+    from proofpilot.report.html import render_report
+
+    start = time.perf_counter()
+    inputs, eval_json = gather(run_dir, tuple(edits_dirs), tuple(compare_dirs), n_bootstrap, seed)
+    out_path = Path(out_path) if out_path else Path(run_dir) / REPORT_NAME
+    document, n_images = render_report(inputs, build_seconds=lambda: time.perf_counter() - start)
+    data = document.encode()
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, out_path)
+    except OSError as exc:
+        raise DataError(f"cannot write the report {out_path}: {exc.strerror or exc}") from None
+    seconds = time.perf_counter() - start
+    log.info("report %s: %d bytes, %d images, %.1f s", out_path, len(data), n_images, seconds)
+    return ReportResult(out_path, len(data), n_images, seconds, eval_json)

@@ -1,0 +1,160 @@
+"""`proofpilot edits` end to end over HTTP (real caveclient against the embedded server), plus bad input.
+
+One run on small samples of the mouse-like table with a sticky 20 % error rate on change logs: error neurons
+are reported, never 0 edits; every number in summary.json is recomputed from per_neuron.parquet; a rerun with
+the faults off fetches only the failed neurons (the rest comes from the cache).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from proofpilot.cli.main import main
+from proofpilot.datastack.embedded.faults import FaultConfig
+from proofpilot.datastack.embedded.generator import population
+from proofpilot.datastack.embedded.server import start_server
+
+MOUSE = "minnie65_synthetic"
+SAMPLE_KEYS = {
+    "n",
+    "n_errors",
+    "mean_edits",
+    "mean_edits_ci",
+    "median_edits",
+    "merge_share",
+    "merge_share_ci",
+    "p95",
+    "tail_share",
+    "projected_total",
+    "projected_total_ci",
+    "projected_merges",
+    "projected_splits",
+}
+
+
+def run_cli(url: str, out, cache, *extra: str) -> int:
+    return main(
+        [
+            "edits",
+            "--datastack",
+            MOUSE,
+            "--server-address",
+            url,
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(cache),
+            "--no-write-server-cache",
+            "--no-progress",
+            "--retries",
+            "0",
+            *extra,
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def server():
+    with start_server(MOUSE) as srv:
+        yield srv
+
+
+def test_edits_end_to_end_with_errors_then_resume(server, tmp_path, capsys):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    server.set_faults(FaultConfig(error_rate=0.1, sticky=True, seed=5, routes=("tabular_change_log_many",)))
+    try:  # one root per call so that a sticky error fails exactly one neuron
+        assert (
+            run_cli(server.url, out, cache, "--sample-sizes", "40", "80", "--seed", "7", "--batch-size", "1")
+            == 0
+        )
+    finally:
+        server.set_faults(None)
+    assert "projected total" in capsys.readouterr().out
+
+    for name in (
+        "per_neuron.parquet",
+        "operations.parquet",
+        "membership.parquet",
+        "summary.json",
+        "summary.md",
+        "figures/figure1_sample_size_validation.png",
+        "figures/figure2_distributions.png",
+        "figures/figure3_cost.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"datastack", "version", "population", "samples", "cost", "pin", "units"} <= set(summary)
+    assert summary["version"] == summary["pin"]["materialization_version"] == 1412
+    assert {"node_hours", "gpu_hours", "usd", "basis"} <= set(summary["cost"])
+    assert summary["population"]["n_neurons"] == population(MOUSE).profile.n_neurons
+
+    per = pd.read_parquet(out / "per_neuron.parquet")
+    truth = population(MOUSE).frame().set_index("root_id")
+    n_errors_total = 0
+    for sample in summary["samples"]:
+        assert set(sample) >= SAMPLE_KEYS
+        rows = per[per[f"in_{sample['label']}"]]
+        assert len(rows) == sample["n"] == int(sample["label"][1:])
+        errors = rows[rows["status"] == "error"]
+        ok = rows[rows["status"] == "ok"]
+        n_errors_total += len(errors)
+        assert sample["n_errors"] == len(errors) and sample["n_ok"] == len(ok)
+        assert errors["n_edits"].isna().all()  # never 0 edits
+        assert ok["n_edits"].tolist() == truth.loc[ok["root_id"], "n_edits"].tolist()
+        # every number recomputable from the rows
+        edits = ok["n_edits"].astype(float)
+        assert sample["mean_edits"] == pytest.approx(edits.mean())
+        assert sample["median_edits"] == pytest.approx(edits.median())
+        assert sample["merge_share"] == pytest.approx(ok["n_merges"].sum() / edits.sum())
+        assert sample["projected_total"] == pytest.approx(edits.mean() * summary["population"]["n_neurons"])
+        lo, hi = sample["mean_edits_ci"]
+        assert lo < sample["mean_edits"] < hi
+    assert n_errors_total > 0
+    cost = summary["cost"]
+    assert cost["gpu_hours"] == pytest.approx(2 * cost["node_hours"])
+    assert cost["usd"] == pytest.approx(2.0 * cost["gpu_hours"])
+    md = (out / "summary.md").read_text()
+    assert "counted twice" in md and "Table 1" in md and "never counted as 0 edits" in md
+
+    # resume: faults off, only the failed neurons are fetched; the table comes from the cache
+    failed = per.loc[per["status"] == "error", "root_id"]
+    server.reset_counts()
+    assert run_cli(server.url, out, cache, "--sample-sizes", "40", "80", "--seed", "7", "--no-figures") == 0
+    counts = server.request_counts
+    assert counts.get("query", 0) == 0
+    assert counts["tabular_change_log_many"] == math.ceil(len(failed) / 50)
+    again = json.loads((out / "summary.json").read_text())
+    assert all(s["n_errors"] == 0 for s in again["samples"])
+    per2 = pd.read_parquet(out / "per_neuron.parquet")
+    assert np.array_equal(per2.loc[per2["in_n40"], "root_id"], per.loc[per["in_n40"], "root_id"])
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--sample-sizes", "5000"], "sample size 5000 is larger than the proofread table (2,314 neurons)"),
+        (["--sample-sizes", "10", "--table", "no_such_table"], "unknown table 'no_such_table'"),
+        (["--sample-sizes", "10", "--t-merge", "-1"], "--t-merge must be a non-negative number"),
+        (["--sample-sizes", "10", "--t-split", "-0.5"], "--t-split must be a non-negative number"),
+        (["--sample-sizes", "10", "--bootstrap", "10"], "--bootstrap must be at least 1000"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(server, tmp_path, capsys, extra, message):
+    code = run_cli(server.url, tmp_path / "out", tmp_path / "cache", *extra)
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert message in err
+
+
+def test_unknown_embedded_profile_is_one_line(tmp_path, capsys):
+    code = main(
+        ["edits", "--datastack", "nope", "--embedded", "--sample-sizes", "10", "--out", str(tmp_path)]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1 and "unknown embedded profile" in err
