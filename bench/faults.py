@@ -9,7 +9,7 @@ whether a verdict was lost, duplicated or rewritten.
    it (the restart is triggered once the store holds verdicts); requests that fail are logged in
    llm_errors.jsonl and their tasks asked again once the server answers; then the run is resumed.
 3. Malformed model output: an OpenAI-compatible endpoint answers a share of the requests with broken JSON,
-   off-schema JSON, cut-off or empty answers or a non-JSON body (tests/fake_llm.py's behaviours).
+   off-schema JSON, cut-off or empty answers or a non-JSON body (tests/support/fake_llm.py's behaviours).
 4. SIGKILL mid-run, then `--resume` (against bench/openai_stub.py answering after 0.2 s).
 5. A full disk for the run store: a small tmpfs (in a private mount namespace) that is filled while the
    pilot writes; where mounting is impossible, a file-size limit (RLIMIT_FSIZE, EFBIG) put on the running
@@ -18,8 +18,8 @@ whether a verdict was lost, duplicated or rewritten.
 A row counts the run's tasks (tasks.jsonl) against its verdicts (verdicts.jsonl): stored = distinct task ids
 with a verdict, lost = tasks without one, duplicated = extra lines of a task; "prefix kept" says whether the
 bytes stored before the fault are still the first bytes of the store after the run and its resume. The
-same scenarios, with more assertions, are tests/test_fault_suite.py (4 and the tmpfs variant of 5 are in
-tests/test_pilot_e2e.py).
+same scenarios, with more assertions, are tests/pilot/test_fault_suite.py (4 and the tmpfs variant of 5 are in
+tests/pilot/test_pilot_e2e.py).
 
     .venv/bin/python bench/faults.py               # all five (starts a vLLM CPU server for fault 2)
     .venv/bin/python bench/faults.py --skip-vllm   # without fault 2
@@ -64,7 +64,7 @@ def _load(path: Path, name: str) -> Any:
 
 
 StubServer = _load(REPO / "bench" / "openai_stub.py", "_faults_openai_stub").StubServer
-FakeLLM = _load(REPO / "tests" / "fake_llm.py", "_faults_fake_llm").FakeLLM
+FakeLLM = _load(REPO / "tests" / "support" / "fake_llm.py", "_faults_fake_llm").FakeLLM
 
 
 # -- what a run dir holds -----------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def behaviour_of(task_id: str) -> str:
 
 
 class MalformedLLM(FakeLLM):
-    """tests/fake_llm.py's endpoint, with each pilot task's behaviour taken from `behaviour_of`."""
+    """tests/support/fake_llm.py's endpoint, with each pilot task's behaviour taken from `behaviour_of`."""
 
     def answer(self, task_id: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         return super().answer(f"{behaviour_of(task_id)}-{task_id}", body)

@@ -1,6 +1,6 @@
 """Agent client, prompt and verdict schema against a local misbehaving OpenAI-compatible endpoint.
 
-The real-vLLM counterparts are in tests/test_vllm_real.py; these run in seconds without vLLM.
+The real-vLLM counterparts are in tests/agent/test_vllm_real.py; these run in seconds without vLLM.
 """
 
 from __future__ import annotations

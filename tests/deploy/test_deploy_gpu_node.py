@@ -15,7 +15,7 @@ import pytest
 import yaml
 from support.prometheus_fixtures import PROMETHEUS_BIN, free_port, requires_prometheus
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GPU_NODE = ROOT / "deploy" / "gpu-node"
 PROMTOOL = Path(PROMETHEUS_BIN).with_name("promtool")
 

@@ -33,7 +33,7 @@ from proofpilot.orchestrator.ray_session import RayOptions, ray_session
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.metrics import PrometheusDecisionLogger
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def load_stub_module():

@@ -6,14 +6,14 @@ verdicts.jsonl, and the bytes stored before the fault are still the first bytes 
    that can never be fetched: those neurons are reported, not counted as 0 edits).
 2. The real vLLM CPU server restarted while a pilot dispatches to it; an endpoint in a longer outage (the
    session stops after its outage wait, the resume asks exactly the undecided tasks). The dispatch-level
-   re-queue and backoff: tests/test_dispatch_outage.py.
+   re-queue and backoff: tests/orchestrator/test_dispatch_outage.py.
 3. Malformed model output from an OpenAI-compatible endpoint for a known share of the requests.
-4. SIGKILL mid-run then --resume: tests/test_pilot_e2e.py::test_ctrl_c_then_sigkill_then_resume_stores_every
-   _task_once (and a torn last line: tests/test_store.py::test_torn_last_line_is_cut_on_resume).
+4. SIGKILL mid-run then --resume: tests/pilot/test_pilot_e2e.py::test_ctrl_c_then_sigkill_then_resume_stores_every
+   _task_once (and a torn last line: tests/orchestrator/test_store.py::test_torn_last_line_is_cut_on_resume).
 5. A full disk for the run store: a file-size limit (RLIMIT_FSIZE, EFBIG) put on the running pilot, which
-   works wherever the tests run; the tmpfs variant (ENOSPC) is tests/test_pilot_e2e.py::test_full_disk_stops_
-   the_pilot_and_keeps_the_verdicts, and the store-level one tests/test_store.py.
-6. Bad CLI input to every subcommand: tests/test_cli_bad_input.py.
+   works wherever the tests run; the tmpfs variant (ENOSPC) is tests/pilot/test_pilot_e2e.py::test_full_disk_stops_
+   the_pilot_and_keeps_the_verdicts, and the store-level one tests/orchestrator/test_store.py.
+6. Bad CLI input to every subcommand: tests/cli/test_cli_bad_input.py.
 
 The injectors and the bookkeeping are shared with bench/faults.py, which prints the suite's figures.
 """
@@ -48,7 +48,7 @@ from proofpilot.orchestrator.store import (
 from proofpilot.pilot.run import PilotConfig, run_pilot
 from proofpilot.telemetry.metrics import PrometheusDecisionLogger
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("bench_faults", REPO / "bench" / "faults.py")
 faults = importlib.util.module_from_spec(_spec)
 sys.modules["bench_faults"] = faults  # dataclasses look their module up while the class is made

@@ -34,7 +34,7 @@ from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry import promql
 from proofpilot.telemetry.metrics import PrometheusDecisionLogger
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SLOW_RUN = ["--datastack", "fafb_synthetic", "--neurons", "20", "--max-ops-per-neuron", "2",
             "--concurrency", "2", "--model", "stub", "--metrics-port", "0", "--no-progress",
             "--scrape-interval", "0.5"]  # fmt: skip

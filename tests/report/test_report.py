@@ -1,6 +1,6 @@
 """report: one self-contained report.html from a run, its cost.json and two real `edits` output folders.
 
-The run is written by the pilot's writers (tests/eval_runs.py), cost.json by telemetry.cost, the edits
+The run is written by the pilot's writers (tests/support/eval_runs.py), cost.json by telemetry.cost, the edits
 folders by the real edits stage on the embedded mouse-like and fly-like datastacks.
 """
 

@@ -11,7 +11,7 @@ import yaml
 
 from proofpilot.telemetry import promql
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
 
 
