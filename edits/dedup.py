@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from itertools import combinations
 from statistics import NormalDist
 
@@ -76,6 +77,25 @@ def _bound(total: Estimate, floor: float) -> Estimate:
     return Estimate(None, (max(floor, total.ci[0] / 2), total.ci[1]), BOUND_METHOD)
 
 
+@dataclass(frozen=True)
+class _SampleCounts:
+    """What the sample itself shows: the first eight fields of DedupStats."""
+
+    rows: int
+    unique: int
+    shared: int
+    sample_factor: float | None
+    n_pairs: int
+    max_k: int
+    p: float
+
+    def stats(self, identifiable: bool, **estimates) -> DedupStats:
+        return DedupStats(
+            self.rows, self.unique, self.shared, self.sample_factor, self.n_pairs, self.max_k, self.p,
+            identifiable, **estimates,
+        )  # fmt: skip
+
+
 def dedup_statistics(membership: pd.DataFrame, intervals: SampleIntervals, level: float) -> DedupStats:
     """Sample and projected unique-operation counts for the sampled ok neurons in `membership`."""
     sample = membership.drop_duplicates(["root_id", "operation_id"])
@@ -89,75 +109,84 @@ def dedup_statistics(membership: pd.DataFrame, intervals: SampleIntervals, level
     op_ids, first, k = np.unique(sample["operation_id"].to_numpy(), return_index=True, return_counts=True)
     unique = len(op_ids)
     unique_merges = int(sample["is_merge"].to_numpy(dtype=bool)[first].sum())
-    shared = int((k >= 2).sum())
-    max_k = int(k.max()) if unique else 0
     pairs = _pair_table(sample)
     pair_sums = pairs.groupby(["a", "b"]).size().to_numpy() if len(pairs) else np.zeros(0)
-    p = 1.0 if population <= 1 else n * (n - 1) / (population * (population - 1))
+    counts = _SampleCounts(
+        rows=rows,
+        unique=unique,
+        shared=int((k >= 2).sum()),
+        sample_factor=unique / rows if rows else None,
+        n_pairs=len(pair_sums),
+        max_k=int(k.max()) if unique else 0,
+        p=1.0 if population <= 1 else n * (n - 1) / (population * (population - 1)),
+    )
+    floors = {"all": unique, "merges": unique_merges, "splits": unique - unique_merges}
+    if intervals.fpc == 0.0:  # census: every count is exact
+        merge_over = float(sample["is_merge"].sum()) - unique_merges
+        return _census(counts, floors, merge_over)
     totals = {
         "all": intervals.linear_total(1, 0),
         "merges": intervals.linear_total(0, 1),
         "splits": intervals.linear_total(1, -1),
     }
-    floors = {"all": unique, "merges": unique_merges, "splits": unique - unique_merges}
-    sample_factor = unique / rows if rows else None
+    if counts.n_pairs < MIN_PAIRS:
+        return _bound_only(counts, totals, floors)
+    return _estimated(counts, pairs, pair_sums, totals, floors, intervals, level)
 
-    if intervals.fpc == 0.0:  # census: every count is exact
-        over = float(rows - unique)
-        merge_over = float(sample["is_merge"].sum()) - unique_merges
-        exact = {k: Estimate(float(v), (float(v), float(v)), CENSUS) for k, v in floors.items()}
-        factor = unique / rows if rows else None
-        return DedupStats(
-            rows,
-            unique,
-            shared,
-            sample_factor,
-            len(pair_sums),
-            max_k,
-            p,
-            True,
-            overcount=Estimate(over, (over, over), CENSUS),
-            unique_ops=exact["all"],
-            unique_merges=exact["merges"],
-            unique_splits=exact["splits"],
-            dedup_factor=Estimate(factor, None if factor is None else (factor, factor), CENSUS),
-            note=f"census: {unique:,} distinct operations, {over:,.0f} counted twice by per-neuron sums"
-            + (f" ({merge_over:,.0f} of them merges)" if merge_over else ""),
-        )
 
+def _census(counts: _SampleCounts, floors: dict[str, int], merge_over: float) -> DedupStats:
+    over = float(counts.rows - counts.unique)
+    exact = {k: Estimate(float(v), (float(v), float(v)), CENSUS) for k, v in floors.items()}
+    factor = counts.sample_factor
+    return counts.stats(
+        True,
+        overcount=Estimate(over, (over, over), CENSUS),
+        unique_ops=exact["all"],
+        unique_merges=exact["merges"],
+        unique_splits=exact["splits"],
+        dedup_factor=Estimate(factor, None if factor is None else (factor, factor), CENSUS),
+        note=f"census: {counts.unique:,} distinct operations, {over:,.0f} counted twice by per-neuron sums"
+        + (f" ({merge_over:,.0f} of them merges)" if merge_over else ""),
+    )
+
+
+def _bound_only(counts: _SampleCounts, totals: dict[str, Estimate], floors: dict[str, int]) -> DedupStats:
+    note = (
+        f"{counts.n_pairs} sharing neuron pair(s) seen (need {MIN_PAIRS}); a given pair is fully "
+        f"sampled with probability {counts.p:.2e}, so the population's shared operations cannot be estimated "
+        "from this sample. "
+        "Bound assumes each operation lies in at most two proofread neurons' logs."
+    )
+    bounds = {k: _bound(totals[k], floors[k]) for k in totals}
+    return counts.stats(
+        False,
+        overcount=Estimate(None, (float(counts.rows - counts.unique), totals["all"].ci[1] / 2), BOUND_METHOD),
+        unique_ops=bounds["all"],
+        unique_merges=bounds["merges"],
+        unique_splits=bounds["splits"],
+        dedup_factor=Estimate(None, (0.5, 1.0), BOUND_METHOD),
+        note=note,
+    )
+
+
+def _estimated(
+    counts: _SampleCounts,
+    pairs: pd.DataFrame,
+    pair_sums: np.ndarray,
+    totals: dict[str, Estimate],
+    floors: dict[str, int],
+    intervals: SampleIntervals,
+    level: float,
+) -> DedupStats:
     z = NormalDist().inv_cdf(0.5 + level / 2)
-    if len(pair_sums) < MIN_PAIRS:
-        note = (
-            f"{len(pair_sums)} sharing neuron pair(s) seen (need {MIN_PAIRS}); a given pair is fully "
-            f"sampled with probability {p:.2e}, so the population's shared operations cannot be estimated "
-            "from this sample. "
-            "Bound assumes each operation lies in at most two proofread neurons' logs."
-        )
-        bounds = {k: _bound(totals[k], floors[k]) for k in totals}
-        return DedupStats(
-            rows,
-            unique,
-            shared,
-            sample_factor,
-            len(pair_sums),
-            max_k,
-            p,
-            False,
-            overcount=Estimate(None, (float(rows - unique), totals["all"].ci[1] / 2), BOUND_METHOD),
-            unique_ops=bounds["all"],
-            unique_merges=bounds["merges"],
-            unique_splits=bounds["splits"],
-            dedup_factor=Estimate(None, (0.5, 1.0), BOUND_METHOD),
-            note=note,
-        )
-
+    p, n, population = counts.p, intervals.point.n, intervals.population
     over, over_se = _ht(pair_sums, p)
     by_type = {}
     for key, mask in (("merges", pairs["is_merge"]), ("splits", ~pairs["is_merge"])):
         sums = pairs[mask].groupby(["a", "b"]).size().to_numpy() if mask.any() else np.zeros(0)
         by_type[key] = _ht(sums, p)
-    overcount = Estimate(over, (max(float(rows - unique), over - z * over_se), over + z * over_se), HT_METHOD)
-    unique_ops = _combine(totals["all"], over, over_se, z, unique)
+    low = max(float(counts.rows - counts.unique), over - z * over_se)
+    overcount = Estimate(over, (low, over + z * over_se), HT_METHOD)
     # dedup factor T/E by the delta method; Ê's SE from the FPC-corrected analytic SE of the per-neuron sum
     e_hat = totals["all"].value
     e_se = population * float(intervals.point.linear_sd(1, 0)[0]) / math.sqrt(n) * intervals.fpc
@@ -168,27 +197,20 @@ def dedup_statistics(membership: pd.DataFrame, intervals: SampleIntervals, level
         (max(0.5, 1 - ratio - z * ratio_se), min(1.0, 1 - ratio + z * ratio_se)),
         "delta method on overcount / per-neuron sum",
     )
-    return DedupStats(
-        rows,
-        unique,
-        shared,
-        sample_factor,
-        len(pair_sums),
-        max_k,
-        p,
+    conservative = (
+        f"; an operation in {counts.max_k} sampled logs makes this a conservative estimate"
+        if counts.max_k > 2
+        else ""
+    )
+    return counts.stats(
         True,
         overcount=overcount,
-        unique_ops=unique_ops,
+        unique_ops=_combine(totals["all"], over, over_se, z, floors["all"]),
         unique_merges=_combine(totals["merges"], *by_type["merges"], z, floors["merges"]),
         unique_splits=_combine(totals["splits"], *by_type["splits"], z, floors["splits"]),
         dedup_factor=factor,
         note=(
-            f"{len(pair_sums)} sharing neuron pairs seen (pair inclusion probability {p:.2e}); "
-            f"estimated {over:,.0f} operations counted twice by per-neuron sums"
-            + (
-                f"; an operation in {max_k} sampled logs makes this a conservative estimate"
-                if max_k > 2
-                else ""
-            )
+            f"{counts.n_pairs} sharing neuron pairs seen (pair inclusion probability {p:.2e}); "
+            f"estimated {over:,.0f} operations counted twice by per-neuron sums{conservative}"
         ),
     )
