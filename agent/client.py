@@ -5,7 +5,7 @@ Transport failures (connection errors, timeouts, 408/409/429/5xx) are retried by
 through an httpx request hook keyed by a per-task call id. Answers that fail the verdict schema are
 counted per reason and asked again up to `max_invalid_retries` times, then the verdict is marked
 invalid. HTTP 400 (e.g. a prompt over the model's context) is not retried. No `seed` is ever sent
-(it can kill the vLLM CPU engine, serving-and-cost.md §4.1 workaround 4).
+(it can kill the vLLM CPU engine: docs/serving.md "Workarounds", item 4).
 """
 
 from __future__ import annotations

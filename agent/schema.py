@@ -3,7 +3,7 @@
 A merge task asks whether a candidate fragment belongs to the neuron (`merge` / `no_merge`); a split
 task asks whether a segment contains a false merge (`split` / `clean`). Numbers are bounded and no
 free text is allowed: a weak or random model otherwise pads or writes digits until `max_tokens`
-(shared/reference/serving-and-cost.md §3, §4.1 workaround 3).
+(docs/serving.md "Structured outputs"; "Workarounds", item 3).
 """
 
 from __future__ import annotations

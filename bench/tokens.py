@@ -14,8 +14,8 @@ cloud-volume → three rendered views per task), prompts from agent/prompt.py. T
   Prompts use Qwen2.5's chat template; completions re-serialize the tiny model's verdict as compact JSON
   (what xgrammar emits with `disable_any_whitespace`) plus `<|im_end|>`.
 
-Images: Qwen2.5-VL makes one LLM token per 28×28 px after `smart_resize` (each side rounded to a multiple
-of 28), plus `<|vision_start|>` and `<|vision_end|>`; the ⌈H/28⌉·⌈W/28⌉ rule of serving-and-cost.md §6.2 is
+Images: Qwen2.5-VL makes one LLM token per 28×28 px after `smart_resize` (each side rounded to a multiple of
+28), plus `<|vision_start|>` and `<|vision_end|>`; the ⌈H/28⌉·⌈W/28⌉ rule (docs/serving.md "Image tokens") is
 printed for comparison. Images are tokenizer-independent, so both columns add the same image tokens.
 
     .venv/bin/python bench/tokens.py --qwen-vocab qwen-vocab/qwen.tiktoken

@@ -1,10 +1,10 @@
 """Connection to a CAVE datastack through caveclient: token, pinning, version recording, timeouts, retries.
 
-caveclient sets no timeouts and retries only 502/503/504 (shared/reference/cave-api.md §7). After building a
-client we mount our own requests adapter on every subclient session: a default (connect, read) timeout on each
-call and a urllib3 ``Retry`` with exponential backoff on 429/5xx, connection errors and read timeouts. The
-constructor's own HTTP calls run before that adapter exists, so construction runs under a wall-clock deadline,
-after a one-shot reachability probe that makes a refused connection fail in well under a second.
+caveclient sets no timeouts and retries only 502/503/504 (docs/cave.md "Timeouts and retries"). After building
+a client we mount our own requests adapter on every subclient session: a default (connect, read) timeout on
+each call and a urllib3 ``Retry`` with exponential backoff on 429/5xx, connection errors and read timeouts.
+The constructor's own HTTP calls run before that adapter exists, so construction runs under a wall-clock
+deadline, after a one-shot reachability probe that makes a refused connection fail in well under a second.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Operation details in chunks: all new roots of each operation and its interface point in nm.
 
-``get_operation_details`` puts the ids in the URL, so they go ≤ 500 per call (shared/reference/cave-api.md
-§4.2). ``roots`` lists both children of a split (the tabular log keeps only one, PyChunkedGraph#473). The
-interface point is the midpoint of the source and sink centroids, converted from mip-0 segmentation voxels to
-nm with the segmentation resolution. A chunk that fails is bisected like change-log batches; an operation
-whose details cannot be fetched keeps NaN coordinates and its reason.
+``get_operation_details`` puts the ids in the URL, so they go ≤ 500 per call (docs/cave.md
+"Operation details"). ``roots`` lists both children of a split (the tabular log keeps only one,
+PyChunkedGraph#473). The interface point is the midpoint of the source and sink centroids, converted from
+mip-0 segmentation voxels to nm with the segmentation resolution. A chunk that fails is bisected like
+change-log batches; an operation whose details cannot be fetched keeps NaN coordinates and its reason.
 
 The request is caveclient's (endpoint table, session, ``handle_response``); the body is read with simdjson's
 lazy parser, which touches only ``roots`` and the coordinates: a full ``json.loads`` of the edges, supervoxel

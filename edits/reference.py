@@ -1,4 +1,5 @@
-"""The seed write-up's published numbers, for comparison (shared/reference/connectomebench.md §3-4).
+"""The seed write-up's published numbers, for comparison (docs/seed.md "Committed samples" and
+"Seed statements").
 
 Only the statistics the seed's committed JSONs hold are listed. `in_table1` marks the three rows of the seed's
 Table 1. Which dataset a datastack imitates is decided by its name (real and embedded names).

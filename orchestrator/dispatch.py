@@ -9,7 +9,8 @@
   completions is refilled with few Ray calls (a Ray call costs ~0.9 ms of CPU, driver + actor), a trickle one
   request at a time; each request of a batch is still its own concurrent HTTP request.
 - Results go to `on_verdicts` in the driver in batches (everything `ray.wait` found ready), so the caller
-  stores and records them in one place: prometheus_client is per process (serving-and-cost.md §5.2).
+  stores and records them in one place: prometheus_client is per process
+  (docs/serving.md "prometheus_client is per process").
 - A verdict that is a transport failure (agent.records.TRANSPORT_REASONS, after the client's own retries) is
   not a decision: it goes to `on_failures`, its task back to the queue, and its endpoint is held until it
   answers again (orchestrator.outage: probes with capped exponential backoff; the other endpoints keep
@@ -19,7 +20,7 @@
 - Ctrl-C (SIGINT) or SIGTERM stop the loop between batches: nothing is submitted any more, pending calls are
   cancelled, and every verdict already handed over stays handed over. A second Ctrl-C aborts at once.
 - Actors and remote functions are defined once, at module level (a class defined in a loop is re-exported
-  per call, serving-and-cost.md §5.1).
+  per call, docs/serving.md "Actors defined once").
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Attribute busy node-seconds to prompt and completion tokens: least squares over scrape intervals.
 
 busy_seconds_i ≈ a·prompt_tokens_i + b·completion_tokens_i per scrape interval i (numpy lstsq, no intercept,
-as in serving-and-cost.md §7.3). The fit is refused, with the reason, when it cannot be trusted: too few
-busy intervals, a token kind absent, the two token counts nearly collinear across intervals (condition
+as in docs/cost.md "Token attribution"). The fit is refused, with the reason, when it cannot be trusted:
+too few busy intervals, a token kind absent, the two token counts nearly collinear across intervals (condition
 number of the column-normalised design matrix above COND_MAX), or a negative coefficient.
 """
 

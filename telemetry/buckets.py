@@ -1,6 +1,6 @@
 """Every histogram bucket layout of proofpilot, in one place (seconds, base units).
 
-vLLM's own request-latency buckets start at 0.3 s (serving-and-cost.md §1); a proofreading decision spans
+vLLM's own request-latency buckets start at 0.3 s (docs/serving.md "Metrics"); a proofreading decision spans
 ~50 ms (a short JSON verdict on an idle server) to a minute (long prompts under load), so the pilot's
 per-decision histogram gets its own roughly logarithmic layout over 0.05–60 s.
 """

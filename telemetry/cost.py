@@ -1,6 +1,7 @@
 """Cost accounting of a pilot run, written to cost.json.
 
-Under continuous batching a request's latency is not its cost (serving-and-cost.md §7). Measured here:
+Under continuous batching a request's latency is not its cost (docs/cost.md "Latency is not cost").
+Measured here:
 
 - node-seconds per decision = busy-window seconds / decisions. "Busy" is every scrape interval that starts
   with the server's queue non-empty (left-endpoint rule), summed over endpoints; one endpoint = one node.

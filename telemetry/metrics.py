@@ -3,7 +3,7 @@
 `PrometheusDecisionLogger` records into its own `CollectorRegistry` (so two pilots, or a test and a pilot,
 never share series) and can serve it on 127.0.0.1; `NoOpDecisionLogger` records nothing (telemetry off).
 Record in the driver from the results the actors return: prometheus_client is per-process
-(serving-and-cost.md §5.2).
+(docs/serving.md "prometheus_client is per process").
 
 Label values are bounded: fixed sets for `op`, `agent`, `outcome`, `kind`; a capped number of distinct
 values for `endpoint`, `reason`, `status` (URLs reduced to host:port). Anything else is recorded as "other",
@@ -81,7 +81,7 @@ def endpoint_label(url_or_name: str) -> str:
 
 
 class PrometheusDecisionLogger(DecisionStatLogger):
-    """prometheus_client metrics in a private registry (names: shared/docs/DESIGN.md, "Prometheus names")."""
+    """prometheus_client metrics in a private registry (names: docs/serving.md "Pilot metric names")."""
 
     def __init__(
         self,

@@ -5,7 +5,7 @@
 
 Beside it: the seed write-up's placeholders (2.0 s per merge, 2.5 s per split, on the same projected
 counts) and the roofline for Qwen2.5-32B on 2×H100 (telemetry/roofline.py). The seed's t was quoted
-"on dual H100", so its hours are node-hours (serving-and-cost.md §9).
+"on dual H100", so its hours are node-hours (docs/cost.md "Dollar basis", docs/seed.md "Cost placeholders").
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ SEED_T_MERGE_S = 2.0
 SEED_T_SPLIT_S = 2.5
 DEFAULT_USD_PER_GPU_HOUR = 2.50
 DEFAULT_USD_BASIS = (
-    "H100 SXM on-demand, middle of the $1.90–2.94 per GPU-hour range (gpu.blog; serving-and-cost.md §9)"
+    'H100 SXM on-demand, middle of the $1.90–2.94 per GPU-hour range (gpu.blog; docs/cost.md "Dollar basis")'
 )
 
 

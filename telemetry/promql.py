@@ -1,8 +1,8 @@
 """The Grafana dashboard's PromQL, in one list: deploy/grafana/dashboard.py draws it, tests evaluate it.
 
-Each query is tagged with the side that produces its series: "pilot" (proofpilot's exporter, checked against
-a real Prometheus in tests/telemetry/test_telemetry_prometheus.py) or "vllm" (vLLM 0.32 names, checked against a real
-vLLM server in the end-to-end pilot test). `$__rate_interval` is Grafana's; `expand()` substitutes it for
+Each query is tagged with the side that produces its series: "pilot" (proofpilot's exporter, checked against a
+real Prometheus in tests/telemetry/test_telemetry_prometheus.py) or "vllm" (vLLM 0.32 names, checked against a
+real vLLM server in the end-to-end pilot test). `$__rate_interval` is Grafana's; `expand()` substitutes it for
 direct evaluation through Prometheus's HTTP API.
 """
 

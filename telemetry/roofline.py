@@ -1,7 +1,8 @@
 """Roofline projection of node-seconds per decision for Qwen2.5-32B on 2×H100 SXM (TP=2).
 
-Implements serving-and-cost.md Appendix A (same constants, same formulas). The batch B is a whole number of
-sequences, floor(...): that reproduces every row of the reference's §9 table (e.g. scenario E, B = 86).
+Implements docs/cost.md "Roofline" (same constants, same formulas). The batch B is a whole number of
+sequences, floor(...): that reproduces the published rows (docs/cost.md "Reference rows"; e.g. scenario E,
+B = 86).
 
     F(ctx)    = 2·nonemb + 4·L·H·d_h·ctx                       FLOP per token at mean context ctx
     W         = 2·total (BF16) | nonemb + 4·lm (FP8)            weight bytes
@@ -10,7 +11,8 @@ sequences, floor(...): that reproduces every row of the reference's §9 table (e
     t_step    = max((W/N + B·(P+O/2)·kv_bytes/N) / (η·BW),  B·(F(P+O/2) + 2·lm) / (N·peak·MFU))
     node_s    = t_prefill + O·t_step / B                        per decision; GPU_s = N·node_s
 
-Not modeled (as in the reference): ViT encode, CPU preprocessing, prefix caching, retries, all-reduce time.
+Not modeled (as in docs/cost.md "Formulas"): ViT encode, CPU preprocessing, prefix caching, retries,
+all-reduce time.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class RooflineEstimate:
     n_gpu: int = N_GPU
     assumptions: str = (
         "Qwen2.5-32B, TP=2 on H100 SXM, MFU 0.5, eta 0.7, 79.6 GiB, util 0.9, 4 GiB overhead "
-        "(serving-and-cost.md Appendix A); FP8 = FP8 weights + FP8 KV"
+        '(docs/cost.md "Roofline"); FP8 = FP8 weights + FP8 KV'
     )
 
 
@@ -83,7 +85,7 @@ def kv_tokens(precision: Precision) -> float:
 
 
 def roofline(prompt_tokens: float, output_tokens: float, precision: Precision = "bf16") -> RooflineEstimate:
-    """Appendix A's node-seconds per decision at P prompt / O output tokens."""
+    """The roofline's node-seconds per decision at P prompt / O output tokens."""
     p, o = float(prompt_tokens), float(output_tokens)
     if p <= 0 or o < 0:
         raise ConfigError(f"roofline needs prompt tokens > 0 and output tokens >= 0, got P={p}, O={o}")

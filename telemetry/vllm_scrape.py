@@ -1,9 +1,9 @@
 """Scrape vLLM's /metrics over a run window: a snapshot at the start, one every `interval_s` in a background
 thread, and one at the end; saved with the run as JSON.
 
-Names are vLLM 0.32's (serving-and-cost.md §1). Each snapshot keeps the handful of series the cost accounting
-needs (queue gauges, request and token counters, summed over labels); the first and last snapshot keep every
-`vllm:` counter, so the window's counter deltas can be reported in full.
+Names are vLLM 0.32's (docs/serving.md "Metrics"). Each snapshot keeps the handful of series the cost
+accounting needs (queue gauges, request and token counters, summed over labels); the first and last snapshot
+keep every `vllm:` counter, so the window's counter deltas can be reported in full.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 delivered as in a terminal.
 
 caveclient, cloud-volume, navis/matplotlib, Ray and vLLM write under $HOME at import or start time
-(shared reference: cave-api.md §2), so HOME and the per-library overrides point into a temp dir
+(docs/cave.md "HOME side effects"), so HOME and the per-library overrides point into a temp dir
 before those libraries are imported. Any connect() to a non-loopback address raises.
 """
 
@@ -71,7 +71,8 @@ socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["support.vllm_fixtures", "support.prometheus_fixtures"]  # real vLLM CPU server; real Prometheus
+# real vLLM CPU server; real Prometheus
+pytest_plugins = ["support.vllm_fixtures", "support.prometheus_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """The embedded datastack's distractor of each merge, from its generator's geometry.
 
 Ground truth of the generator, not a CAVE API: only the code that starts an embedded server hands it to the
-task builder (a real datastack needs a distractor source from the segmentation; see docs/architecture.md).
+task builder (a real datastack needs a distractor source from the segmentation; see docs/architecture.md
+"Known exception").
 """
 
 from __future__ import annotations

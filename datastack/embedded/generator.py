@@ -302,7 +302,8 @@ class Generator:
         return str(1000 + user)
 
     def change_log_frame(self, neuron_index: int) -> pd.DataFrame:
-        """The neuron's tabular change log as caveclient returns it (columns of §4.3, filtered=True)."""
+        """The neuron's tabular change log as caveclient returns it, filtered=True (columns: docs/cave.md
+        "Change-log columns")."""
         log = self.neuron_log(neuron_index)
         return pd.DataFrame(
             {

@@ -1,17 +1,17 @@
 """The two profiles of the embedded datastack: what each imitates and the parameters its generator draws from.
 
-Targets come from the seed write-up's committed samples (shared/reference/connectomebench.md §3).
-Mouse-like (MICrONS minnie65): 421.75 ± 266 edits per proofread neuron, median 354, p95 964, 47.1 % merges.
-Fly-like (FlyWire FAFB): the seed's n=100 and n=500 fly samples come from one run, successive draws of one RNG
-stream, so they are independent simple random samples (expected overlap 0.4 of 139,255 neurons). They are
-pooled into one sample of 600, which weights each by its size (the precision-weighted combination): 1,784 +
-9,512 = 11,296 edits, mean 18.83 (the issue's "19 ± 36" to its precision); 1,282 + 7,028 = 8,310 merges =
-73.57 % (inside its 72-74 %); pooled sd 36.2; median 8; p95 60-61; top 5 % holding 36-37 % of edits. The
-n=1000 sample is left out: drawn in a later run with the same seed 42, it likely begins with the n=100 draw
-(§5). The generated population: mean 18.83, sd 36.1, median 8, p95 63, p99 190, max 660, top 5 % = 36.8 % of
-edits, 73.57 % merges. A lognormal body with one tail knee cannot hold median 8, p95 near 61 and that top-5 %
-share at this mean with an sd below about 40; the soft ceiling compresses the extreme tail instead (a hard cap
-would pile hundreds of neurons onto one value)."""
+Targets come from the seed write-up's committed samples (docs/seed.md "Committed samples"). Mouse-like
+(MICrONS minnie65): 421.75 ± 266 edits per proofread neuron, median 354, p95 964, 47.1 % merges. Fly-like
+(FlyWire FAFB): the seed's n=100 and n=500 fly samples come from one run, successive draws of one RNG stream,
+so they are independent simple random samples (expected overlap 0.4 of 139,255 neurons). They are pooled into
+one sample of 600, which weights each by its size (the precision-weighted combination): 1,784 + 9,512 = 11,296
+edits, mean 18.83 (the issue's "19 ± 36" to its precision); 1,282 + 7,028 = 8,310 merges = 73.57 % (inside its
+72-74 %); pooled sd 36.2; median 8; p95 60-61; top 5 % holding 36-37 % of edits. The n=1000 sample is left
+out: drawn in a later run with the same seed 42, it likely begins with the n=100 draw (docs/seed.md
+"Sample overlap"). The generated population: mean 18.83, sd 36.1, median 8, p95 63, p99 190, max 660, top 5 %
+= 36.8 % of edits, 73.57 % merges. A lognormal body with one tail knee cannot hold median 8, p95 near 61 and
+that top-5 % share at this mean with an sd below about 40; the soft ceiling compresses the extreme tail
+instead (a hard cap would pile hundreds of neurons onto one value)."""
 
 from __future__ import annotations
 

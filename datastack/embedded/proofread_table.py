@@ -1,9 +1,9 @@
 """The proofread-neuron table of each profile, as the materialization service returns it (one row per neuron).
 
-Columns follow the real tables (cave-api.md §9): minnie65's `proofreading_status_and_strategy`
-(status/strategy columns, `valid_id`) and FlyWire's `proofread_neurons` (`superceded_id`). Positions are in
-the table's annotation voxel resolution, split into `pt_position_x/_y/_z` as the server sends them. Row i is
-neuron i; its `pt_root_id` is the neuron's final root id."""
+Columns follow the real tables (docs/cave.md "Proofread tables"): minnie65's
+`proofreading_status_and_strategy` (status/strategy columns, `valid_id`) and FlyWire's `proofread_neurons`
+(`superceded_id`). Positions are in the table's annotation voxel resolution, split into `pt_position_x/_y/_z`
+as the server sends them. Row i is neuron i; its `pt_root_id` is the neuron's final root id."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from proofpilot.datastack.embedded.ids import RootKind
 from proofpilot.datastack.embedded.operation_details import SUPERVOXEL_BASE
 
 _STREAM_TABLE = 4
-# minnie65 strategy frequencies (tutorial / v1507 note, cave-api.md §9.1)
+# minnie65 strategy frequencies (tutorial / v1507 note; docs/cave.md "Strategy frequencies")
 _AXON_STRATEGIES = ("axon_partially_extended", "axon_fully_extended", "axon_interareal", "none")
 _AXON_WEIGHTS = (1750, 267, 124, 41)
 _DENDRITE_STRATEGIES = ("dendrite_clean", "dendrite_extended", "none")

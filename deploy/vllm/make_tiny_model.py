@@ -3,7 +3,7 @@
 Run with the vLLM venv's python: `.venv-vllm/bin/python deploy/vllm/make_tiny_model.py OUT_DIR`.
 The model is written to a temporary sibling folder and renamed into place, so an interrupted build
 never leaves a half-written OUT_DIR behind. Deterministic for a fixed seed (random weights, seed 0).
-Recipe: shared/reference/serving-and-cost.md §4.3 (head_dim 32: vLLM's CPU attention needs >= 32).
+Recipe: docs/serving.md "Tiny model" (head_dim 32: vLLM's CPU attention needs >= 32).
 """
 
 from __future__ import annotations

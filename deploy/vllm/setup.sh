@@ -4,7 +4,7 @@
 #      torchvision/torchaudio/torchcodec that break `transformers` next to torch 2.13.0+cpu.
 #   2. the tiny random-weight Qwen2 model in .cache/tiny-qwen2 (built offline, ~5 s).
 # torch==2.13.0+cpu is not on PyPI: pip must find it through its configured find-links / extra index.
-# Recipe: shared/reference/serving-and-cost.md §4.
+# Recipe: docs/serving.md "CPU recipe".
 # Environment overrides: PYTHON, PROOFPILOT_VLLM_VENV, PROOFPILOT_VLLM_MODEL.
 set -euo pipefail
 

@@ -2,8 +2,8 @@
 sent once its endpoint answers a health probe (capped exponential backoff); the healthy endpoints keep
 working; when no endpoint answers for the outage wait the dispatch stops cleanly with the tasks undecided.
 
-The endpoints are tests/support/fake_llm.py's OpenAI-compatible server on 127.0.0.1, switched down and up by the
-server itself (after a given number of health probes), so no test waits on the clock.
+The endpoints are tests/support/fake_llm.py's OpenAI-compatible server on 127.0.0.1, switched down and up by
+the server itself (after a given number of health probes), so no test waits on the clock.
 """
 
 from __future__ import annotations

@@ -8,11 +8,13 @@ verdicts.jsonl, and the bytes stored before the fault are still the first bytes 
    session stops after its outage wait, the resume asks exactly the undecided tasks). The dispatch-level
    re-queue and backoff: tests/orchestrator/test_dispatch_outage.py.
 3. Malformed model output from an OpenAI-compatible endpoint for a known share of the requests.
-4. SIGKILL mid-run then --resume: tests/pilot/test_pilot_e2e.py::test_ctrl_c_then_sigkill_then_resume_stores_every
-   _task_once (and a torn last line: tests/orchestrator/test_store.py::test_torn_last_line_is_cut_on_resume).
+4. SIGKILL mid-run then --resume:
+   tests/pilot/test_pilot_e2e.py::test_ctrl_c_then_sigkill_then_resume_stores_every_task_once
+   (and a torn last line: tests/orchestrator/test_store.py::test_torn_last_line_is_cut_on_resume).
 5. A full disk for the run store: a file-size limit (RLIMIT_FSIZE, EFBIG) put on the running pilot, which
-   works wherever the tests run; the tmpfs variant (ENOSPC) is tests/pilot/test_pilot_e2e.py::test_full_disk_stops_
-   the_pilot_and_keeps_the_verdicts, and the store-level one tests/orchestrator/test_store.py.
+   works wherever the tests run; the tmpfs variant (ENOSPC) is
+   tests/pilot/test_pilot_e2e.py::test_full_disk_stops_the_pilot_and_keeps_the_verdicts, and the store-level
+   one tests/orchestrator/test_store.py.
 6. Bad CLI input to every subcommand: tests/cli/test_cli_bad_input.py.
 
 The injectors and the bookkeeping are shared with bench/faults.py, which prints the suite's figures.

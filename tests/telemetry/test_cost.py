@@ -189,7 +189,8 @@ def test_seed_placeholders_reproduce_the_seed_fly_figure():
 
 
 def test_roofline_reproduces_reference_table_rows():
-    # serving-and-cost.md §9: scenario A BF16 104 node-ms (B 196), FP8 51 (546); D BF16 1,512 (22); E 603 (86)
+    # docs/cost.md "Reference rows": scenario A BF16 104 node-ms (B 196), FP8 51 (546);
+    # D BF16 1,512 (22); E 603 (86)
     a = roofline(1500, 50, "bf16")
     assert round(a.node_seconds * 1000) == 104 and a.batch == 196
     assert a.gpu_seconds == pytest.approx(2 * a.node_seconds)

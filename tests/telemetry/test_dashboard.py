@@ -56,7 +56,7 @@ def test_queries_use_vllm_032_names_and_bounded_labels():
     exprs = promql.queries()
     vllm_names = set(re.findall(r"vllm:[a-z_]+", " ".join(exprs)))
     assert "vllm:kv_cache_usage_perc" in vllm_names and "vllm:num_requests_waiting" in vllm_names
-    # renamed or removed before 0.32 (serving-and-cost.md §1)
+    # renamed or removed before 0.32 (docs/serving.md "Metrics")
     assert not vllm_names & {"vllm:gpu_cache_usage_perc", "vllm:time_per_output_token_seconds"}
     pilot_names = set(re.findall(r"proofpilot_[a-z_]+", " ".join(exprs)))
     assert {n.removesuffix("_bucket") for n in pilot_names} <= {
