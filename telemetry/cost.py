@@ -31,6 +31,7 @@ import numpy as np
 
 from proofpilot.core.atomic import write_text_atomic
 from proofpilot.core.errors import DataError
+from proofpilot.core.records import from_json, read_json_object
 from proofpilot.telemetry.attribution import Attribution, block_bootstrap, fit_token_costs
 from proofpilot.telemetry.projection import (
     DEFAULT_USD_BASIS,
@@ -43,6 +44,7 @@ from proofpilot.telemetry.projection import (
 from proofpilot.telemetry.roofline import RooflineEstimate, roofline
 from proofpilot.telemetry.vllm_scrape import ScrapeWindow
 
+COST_NAME = "cost.json"
 N_BOOTSTRAP = 1000
 CI_METHOD = (
     "95 % percentile bootstrap: decisions resampled (the op and token mix), and for the regression also "
@@ -150,6 +152,19 @@ class CostReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Any, source: str = COST_NAME) -> CostReport:
+        """The record `to_dict` wrote (nulls of non-finite floats read back as NaN); DataError naming the
+        field otherwise."""
+        return from_json(cls, data, source)
+
+
+def read_cost_json(path: Path) -> CostReport:
+    """cost.json (or a run dir's cost.json) as the record `write_cost_json` wrote."""
+    path = Path(path)
+    path = path / COST_NAME if path.is_dir() else path
+    return CostReport.from_dict(read_json_object(path, "cost report"), str(path))
+
 
 def _finite_or_null(value):
     """JSON has no inf/NaN: a quantity that cannot be estimated (a ratio over an empty window) is null."""
@@ -164,7 +179,7 @@ def _finite_or_null(value):
 
 def write_cost_json(report: CostReport, run_dir: Path) -> Path:
     """Write run_dir/cost.json atomically (a crash leaves the previous file intact)."""
-    path = Path(run_dir) / "cost.json"
+    path = Path(run_dir) / COST_NAME
     write_text_atomic(path, json.dumps(_finite_or_null(report.to_dict()), indent=1, allow_nan=False))
     return path
 

@@ -40,6 +40,7 @@ from proofpilot.orchestrator.outage import (
     models_probe,
 )
 from proofpilot.orchestrator.ray_session import RayOptions, ray_session
+from proofpilot.orchestrator.run_records import StoredVerdict
 from proofpilot.orchestrator.stats import DecisionStatLogger
 from proofpilot.orchestrator.store import RunStore, read_verdicts
 from proofpilot.tasks.records import DecisionTask
@@ -60,19 +61,12 @@ def outcome_of(task: DecisionTask, verdict: Verdict) -> str:
 
 def verdict_record(task: DecisionTask, verdict: Verdict, agent: str, session: int) -> dict[str, Any]:
     """One line of the run store: the task's identity and ground truth, the verdict, the outcome."""
-    record = {
-        "task_id": task.task_id,
-        "operation_id": task.operation_id,
-        "neuron_root_id": task.neuron_root_id,
-        "neuron_n_edits": task.neuron_n_edits,
-        "role": task.role,
-        "label": task.label,
-        "agent": agent,
-        "outcome": outcome_of(task, verdict),
-        "session": session,
-    }
-    record.update(verdict.to_dict())
-    return record
+    answer = {k: v for k, v in verdict.to_dict().items() if k != "task_id"}
+    return StoredVerdict(
+        task_id=task.task_id, operation_id=task.operation_id, neuron_root_id=task.neuron_root_id,
+        neuron_n_edits=task.neuron_n_edits, role=task.role, label=task.label, agent=agent,
+        outcome=outcome_of(task, verdict), session=session, **answer,
+    ).to_dict()  # fmt: skip
 
 
 def llm_error_record(task: DecisionTask, verdict: Verdict, agent: str, session: int) -> dict[str, Any]:
