@@ -29,9 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from proofpilot.agent.records import Verdict
 from proofpilot.core.atomic import write_text_atomic
 from proofpilot.core.errors import DataError
 from proofpilot.core.records import from_json, read_json_object
+from proofpilot.orchestrator.run_records import StoredVerdict
 from proofpilot.telemetry.attribution import Attribution, block_bootstrap, fit_token_costs
 from proofpilot.telemetry.projection import (
     DEFAULT_USD_BASIS,
@@ -72,20 +74,15 @@ class DecisionUsage:
     llm_calls: int = 1
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> DecisionUsage:
-        """From a verdict as stored (op_kind, latency_s, prompt/completion tokens, answers)."""
+    def from_verdict(cls, verdict: Verdict | StoredVerdict) -> DecisionUsage:
+        """From an agent `Verdict` or a stored verdict line (`read_verdict_rows`)."""
         return cls(
-            op=record["op_kind"],
-            latency_s=float(record["latency_s"]),
-            prompt_tokens=int(record["prompt_tokens"]),
-            completion_tokens=int(record["completion_tokens"]),
-            llm_calls=int(record["answers"]),
+            op=verdict.op_kind,
+            latency_s=float(verdict.latency_s),
+            prompt_tokens=int(verdict.prompt_tokens),
+            completion_tokens=int(verdict.completion_tokens),
+            llm_calls=int(verdict.answers),
         )
-
-    @classmethod
-    def from_verdict(cls, verdict) -> DecisionUsage:
-        """From an agent `Verdict`."""
-        return cls.from_record(verdict.to_dict())
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """eval: verdicts scored against ground truth, per op type and agent, with cluster-bootstrap CIs by neuron.
 
-Run directories are written by the pilot's own writers (tests/support/eval_runs.py). The hand-made run has known
-TP / FP / TN / FN; the bootstrap tests show that the intervals come from resampling neurons, not rows.
+Run directories are written by the pilot's own writers (tests/support/eval_runs.py). The hand-made run has
+known TP / FP / TN / FN; the bootstrap tests show that the intervals come from resampling neurons, not rows.
 """
 
 from __future__ import annotations
