@@ -1,4 +1,5 @@
-"""summary.json (every number with its CI, units, basis and data pin) from an `EditSummary`.
+"""summary.json (every number with its CI, units, basis and data pin) from an `EditSummary`, and its typed
+reader `read_summary(path) -> SummaryRecord` (what later stages, e.g. the report, read of it).
 
 The Markdown rendering lives in `edits_markdown`; it reads only this JSON, so a summary.md can be regenerated
 from summary.json alone.
@@ -10,9 +11,12 @@ import itertools
 import json
 import math
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+from proofpilot.core.records import from_json, read_json_object
+from proofpilot.datastack.records import DataPin
 from proofpilot.edits.cost import SENSITIVITY_SECONDS
 from proofpilot.edits.intervals import (
     BIAS_CORRECTED,
@@ -21,9 +25,14 @@ from proofpilot.edits.intervals import (
     SHARE_STUDENTIZED,
     STUDENTIZED,
 )
-from proofpilot.edits.records import CostEstimate, DedupStats, EditSummary, Estimate, SampleStats
+from proofpilot.edits.records import CostBasis, CostEstimate, DedupStats, EditSummary, Estimate, SampleStats
 from proofpilot.edits.reference import compare_with_seed
 
+SUMMARY_NAME = "summary.json"
+SAMPLE_ESTIMATES = (
+    "mean_edits", "projected_total", "merge_share", "median_edits", "p95", "tail_share", "gini",
+)  # fmt: skip
+COST_ESTIMATES = ("merges", "splits", "node_hours", "gpu_hours", "usd")
 UNITS = {
     "edits": "operations in one proofread neuron's filtered change log (merges + splits)",
     "mean_edits": "operations per neuron",
@@ -225,3 +234,134 @@ def write_json(data: dict, path: Path) -> Path:
     tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
     os.replace(tmp, path)
     return path
+
+
+# -- the typed reader ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SampleRecord:
+    """One sample of summary.json: sizes and the estimates stored with their CI method (`ci_methods`)."""
+
+    label: str
+    n: int
+    n_ok: int
+    n_errors: int
+    population: int
+    mean_edits: Estimate
+    projected_total: Estimate
+    merge_share: Estimate
+    median_edits: Estimate
+    p95: Estimate
+    tail_share: Estimate
+    gini: Estimate
+
+
+@dataclass(frozen=True)
+class SummaryCost:
+    """summary.json's primary cost: projected operations and what they cost at `basis` (one CI method)."""
+
+    sample: str
+    counts_basis: str
+    merges: Estimate
+    splits: Estimate
+    node_hours: Estimate
+    gpu_hours: Estimate
+    usd: Estimate
+    basis: CostBasis
+
+
+@dataclass(frozen=True)
+class Population:
+    table: str | None
+    n_neurons: int
+    n_table_rows: int
+    n_duplicate_roots: int
+
+
+@dataclass(frozen=True)
+class Sampling:
+    design: str
+    seed: int
+    sample_sizes: tuple[int, ...]
+    full: bool
+    nested: bool
+    n_bootstrap: int
+    ci_level: float
+
+
+@dataclass(frozen=True)
+class SummaryRecord:
+    """What summary.json holds for later stages (the rest of the file is for people and summary.md)."""
+
+    datastack: str
+    version: int | None
+    pin: DataPin
+    population: Population
+    sampling: Sampling
+    samples: tuple[SampleRecord, ...]
+    cost: SummaryCost
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = SUMMARY_NAME) -> SummaryRecord:
+        """From the JSON `summary_dict` wrote; DataError naming the field otherwise."""
+        if isinstance(data, dict):
+            data = dict(data)
+            if isinstance(data.get("samples"), list):
+                data["samples"] = [_nest(x, SAMPLE_ESTIMATES, _methods(x)) for x in data["samples"]]
+            if isinstance(data.get("cost"), dict):
+                method = data["cost"].get("method")
+                data["cost"] = _nest(data["cost"], COST_ESTIMATES, dict.fromkeys(COST_ESTIMATES, method))
+        return from_json(cls, data, source)
+
+    @classmethod
+    def of(cls, summary: EditSummary) -> SummaryRecord:
+        """The record of an in-memory summary (what `read_summary` gives back for its summary.json)."""
+        cfg, cost = summary.config, summary.cost.primary
+        design = summary_dict(summary)["sampling"]["design"]
+
+        def keep(est: Estimate, method: str | None = None) -> Estimate:
+            ci = None if est.ci is None else tuple(math.nan if _num(c) is None else float(c) for c in est.ci)
+            return Estimate(_num(est.value), ci, method or est.method)  # type: ignore[arg-type]
+
+        samples = tuple(
+            SampleRecord(
+                s.label, s.n, s.n_ok, s.n_errors, s.population,
+                **{k: keep(getattr(s, k)) for k in SAMPLE_ESTIMATES},
+            )
+            for s in summary.samples
+        )  # fmt: skip
+        sampling = Sampling(
+            design, cfg.seed, tuple(cfg.sample_sizes), cfg.full, cfg.nested, cfg.n_bootstrap, cfg.ci_level
+        )
+        costs = {k: keep(getattr(cost, k), cost.node_hours.method) for k in COST_ESTIMATES}
+        return cls(
+            datastack=summary.datastack,
+            version=summary.version,
+            pin=from_json(DataPin, summary.pin, "pin"),
+            population=from_json(Population, summary.population, "population"),
+            sampling=sampling,
+            samples=samples,
+            cost=SummaryCost(cost.label, cost.counts_basis, basis=summary.cost.basis, **costs),
+        )
+
+
+def _methods(sample: Any) -> dict:
+    methods = sample.get("ci_methods") if isinstance(sample, dict) else None
+    return methods if isinstance(methods, dict) else {}
+
+
+def _nest(flat: Any, keys: tuple[str, ...], methods: dict) -> Any:
+    """`key`, `key_ci` and the key's method as one {value, ci, method} object (absent keys stay absent)."""
+    if not isinstance(flat, dict):
+        return flat
+    out = dict(flat)
+    for key in keys:
+        if key in flat:
+            out[key] = {"value": flat[key], "ci": flat.get(f"{key}_ci"), "method": methods.get(key)}
+    return out
+
+
+def read_summary(path: Path) -> SummaryRecord:
+    """summary.json (or the `edits` output folder holding it) as its typed record."""
+    path = Path(path)
+    path = path / SUMMARY_NAME if path.is_dir() else path
+    return SummaryRecord.from_dict(read_json_object(path, "edits summary"), str(path))

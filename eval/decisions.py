@@ -23,12 +23,14 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from proofpilot.core.errors import ConfigError
-from proofpilot.core.vocab import ROLE_LABEL, ROLES_OF_OP
+from proofpilot.core.records import from_json, read_json_object
+from proofpilot.core.vocab import OP_KINDS, ROLE_LABEL, ROLES_OF_OP
 from proofpilot.edits.records import Estimate
 from proofpilot.eval.rows import NO_ANSWER_CONVENTION, RunInfo, load_runs
 from proofpilot.eval.stats import (
@@ -41,7 +43,7 @@ from proofpilot.eval.stats import (
     resample_weights,
 )
 
-OPS = ("merge", "split", "all")
+OPS = (*OP_KINDS, "all")
 LATENCY_QUANTILES = {"latency_p50_s": 0.5, "latency_p90_s": 0.9, "latency_p99_s": 0.99}
 # metric -> (numerator column, denominator column, is a proportion)
 RATIOS = {
@@ -86,6 +88,7 @@ UNITS = {
     "latency_p99_s": "seconds, 99th percentile of client wall time per decision",
 }
 SCHEMA = "proofpilot.eval/1"
+EVAL_NAME = "eval.json"
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,19 @@ class Contrast:
 
 
 @dataclass(frozen=True)
+class BootstrapRecipe:
+    """How every interval was drawn (enough to recompute them from eval_rows.parquet)."""
+
+    method: str
+    clusters: str
+    n_clusters: int
+    n_bootstrap: int
+    seed: int
+    ci_level: float
+    draw: str
+
+
+@dataclass(frozen=True)
 class EvalReport:
     runs: tuple[RunInfo, ...]
     agents: tuple[str, ...]
@@ -139,7 +155,7 @@ class EvalReport:
     contrasts: tuple[Contrast, ...]
     heavy_tail_threshold_edits: float
     convention: str
-    bootstrap: dict
+    bootstrap: BootstrapRecipe
     notes: tuple[str, ...]
     units: dict[str, str] = field(default_factory=lambda: dict(UNITS))
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -150,6 +166,18 @@ class EvalReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = EVAL_NAME) -> EvalReport:
+        """The record `to_dict` wrote; DataError naming the field otherwise."""
+        return from_json(cls, data, source)
+
+
+def read_eval(path: Path) -> EvalReport:
+    """eval.json (or the eval folder holding it) as the record `write_eval` wrote."""
+    path = Path(path)
+    path = path / EVAL_NAME if path.is_dir() else path
+    return EvalReport.from_dict(read_json_object(path, "evaluation"), str(path))
 
 
 def _columns(rows: pd.DataFrame) -> pd.DataFrame:
@@ -330,16 +358,16 @@ def evaluate(
         if r.n_llm_errors_undecided
     ]
     notes += one_sided_notes(rows)
-    bootstrap = {
-        "method": CLUSTER_PERCENTILE,
-        "clusters": "neuron_root_id (the union over all runs, ascending)",
-        "n_clusters": len(scorer.neurons),
-        "n_bootstrap": n_bootstrap,
-        "seed": seed,
-        "ci_level": ci_level,
-        "draw": "numpy.random.default_rng(seed).multinomial(n_clusters, [1/n_clusters]*n_clusters, "
+    bootstrap = BootstrapRecipe(
+        method=CLUSTER_PERCENTILE,
+        clusters="neuron_root_id (the union over all runs, ascending)",
+        n_clusters=len(scorer.neurons),
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        ci_level=ci_level,
+        draw="numpy.random.default_rng(seed).multinomial(n_clusters, [1/n_clusters]*n_clusters, "
         "size=n_bootstrap): one weight matrix shared by every interval",
-    }
+    )
     report = EvalReport(
         runs=runs, agents=agents, groups=tuple(groups), bins=tuple(_bins(scorer, rows, agents)),
         contrasts=tuple(_contrasts(scorer, rows, agents)), heavy_tail_threshold_edits=threshold,
@@ -386,7 +414,7 @@ def write_eval(report: EvalReport, rows: pd.DataFrame, out_dir: Path) -> tuple[P
     os.replace(tmp, rows_path)
     data = report.to_dict()
     data["files"] = {"rows": rows_path.name}
-    json_path = out_dir / "eval.json"
+    json_path = out_dir / EVAL_NAME
     tmp = json_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=1, allow_nan=False, default=_json_default) + "\n")
     os.replace(tmp, json_path)

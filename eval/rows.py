@@ -19,7 +19,7 @@ before this stored transport failures as final verdicts; such a verdict still co
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,15 @@ import pandas as pd
 
 from proofpilot.agent.records import INVALID_ANSWER_REASONS, TRANSPORT_REASONS
 from proofpilot.core.errors import DataError
-from proofpilot.orchestrator.store import VERDICTS_NAME, read_llm_errors, read_manifest, read_verdicts
+from proofpilot.core.vocab import ROLE_LABEL, ROLES_OF_OP
+from proofpilot.datastack.records import DataPin
+from proofpilot.orchestrator.run_records import (
+    RunManifest,
+    read_failure_rows,
+    read_run,
+    read_verdict_rows,
+)
+from proofpilot.orchestrator.store import VERDICTS_NAME
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +45,8 @@ NO_ANSWER_CONVENTION = (
     "positive task, false positive for a negative one; accuracy = correct / all tasks. answered_accuracy "
     "= correct / answered tasks, reported beside it with the no-answer rates"
 )
-CLASSES = {"merge": ("merge", "no_merge"), "split": ("split", "clean")}  # op -> (positive, negative)
-REQUIRED = (
-    "task_id", "operation_id", "neuron_root_id", "neuron_n_edits", "op_kind", "label", "agent", "decision",
-    "valid", "latency_s", "prompt_tokens", "completion_tokens", "attempts", "answers", "error_reason",
-)  # fmt: skip
+# op -> (positive, negative) label: merge -> (merge, no_merge), split -> (split, clean)
+CLASSES = {op: (ROLE_LABEL[pos], ROLE_LABEL[neg]) for op, (pos, neg) in ROLES_OF_OP.items()}
 TASKS_NAME = "tasks.jsonl"
 PER_NEURON = Path("ingest") / "per_neuron.parquet"
 FAILURE_COLUMNS = ("transport_failures", "failed_timeouts", "failed_attempts", "failed_answers")
@@ -59,7 +64,7 @@ class RunInfo:
     datastack: str | None
     config: dict[str, Any]
     config_hash: str | None
-    pin: dict[str, Any] | None
+    pin: DataPin | None
     n_tasks: int | None  # tasks in the run's task list (None: no tasks.jsonl)
     n_verdicts: int
     sessions: int
@@ -67,19 +72,16 @@ class RunInfo:
     n_llm_errors_undecided: int = 0  # of those, failures of tasks without a verdict (not in the rates)
 
 
-def _read_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
+def _read_run(run_dir: Path) -> tuple[RunManifest, pd.DataFrame]:
     if not run_dir.exists():
         raise DataError(f"{run_dir} does not exist")
     if not run_dir.is_dir():
         raise DataError(f"{run_dir} is not a directory")
-    manifest = read_manifest(run_dir)
-    records = read_verdicts(run_dir)
+    manifest = read_run(run_dir)
+    records = read_verdict_rows(run_dir)  # typed: a line lacking a field is a DataError naming it
     if not records:
         raise DataError(f"{run_dir} holds no verdicts ({VERDICTS_NAME} is missing or empty)")
-    frame = pd.DataFrame.from_records(records)
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise DataError(f"{run_dir}/{VERDICTS_NAME}: verdicts lack the field(s) {', '.join(missing)}")
+    frame = pd.DataFrame([r.to_dict() for r in records])
     if frame["task_id"].duplicated().any():
         raise DataError(f"{run_dir}/{VERDICTS_NAME}: a task id appears twice; the store is damaged")
     if frame["agent"].nunique() != 1:
@@ -92,13 +94,10 @@ def _read_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
 def _with_failures(run_dir: Path, frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     """The verdict rows with their task's transport failures as counts (FAILURE_COLUMNS); also the number of
     failures, and of failures of tasks without a verdict."""
-    errors = read_llm_errors(run_dir)
+    errors = read_failure_rows(run_dir)  # typed: a line lacking a field is a DataError naming it
     if not errors:
         return frame.assign(**{c: 0 for c in FAILURE_COLUMNS}), 0, 0
-    failures = pd.DataFrame.from_records(errors)
-    missing = [c for c in ("task_id", "reason", "attempts", "answers") if c not in failures.columns]
-    if missing:
-        raise DataError(f"{run_dir}: LLM error lines lack the field(s) {', '.join(missing)}")
+    failures = pd.DataFrame([asdict(e) for e in errors])
     per_task = (
         failures.assign(timeout=failures["reason"] == "timeout")
         .groupby("task_id")
@@ -194,9 +193,9 @@ def load_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, tuple[RunInfo, ...], 
     agents = [f["agent"].iloc[0] for _, _, f, *_ in loaded]
     infos, frames, counts = [], [], []
     for run_dir, manifest, frame, n_tasks, n_errors, n_undecided in loaded:
-        config = manifest.get("config", {})
+        identity = manifest.identity
         agent = str(frame["agent"].iloc[0])
-        model = config.get("model") or (str(frame["model"].iloc[0]) if "model" in frame else None)
+        model = identity.model or frame["model"].iloc[0]
         label = agent if agents.count(agent) == 1 else f"{agent}:{model}"
         if label in {i.label for i in infos}:
             raise DataError(f"two runs of the same agent and model ({label}); compare different agents")
@@ -206,14 +205,14 @@ def load_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, tuple[RunInfo, ...], 
                 label=label,
                 agent=agent,
                 model=model,
-                prompt_version=config.get("prompt_version"),
-                datastack=config.get("datastack"),
-                config=config,
-                config_hash=manifest.get("config_hash"),
-                pin=manifest.get("pin"),
+                prompt_version=identity.prompt_version,
+                datastack=identity.datastack,
+                config=manifest.config,
+                config_hash=manifest.config_hash,
+                pin=manifest.pin,
                 n_tasks=n_tasks,
                 n_verdicts=len(frame),
-                sessions=len(manifest.get("sessions", [])),
+                sessions=len(manifest.sessions),
                 n_llm_errors=n_errors,
                 n_llm_errors_undecided=n_undecided,
             )

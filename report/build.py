@@ -10,21 +10,22 @@ with the seed's 2.0 / 2.5 s placeholders on the same counts beside it.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from proofpilot.core.errors import DataError
+from proofpilot.core.vocab import OP_KINDS
 from proofpilot.edits.reference import species_of
+from proofpilot.edits.summary import SUMMARY_NAME, SummaryRecord, read_summary
 from proofpilot.eval.decisions import EvalReport, evaluate, write_eval
-from proofpilot.orchestrator.store import read_manifest
+from proofpilot.orchestrator.run_records import RunManifest, read_run
+from proofpilot.telemetry.cost import COST_NAME, CostReport, read_cost_json
 from proofpilot.telemetry.projection import (
     DEFAULT_USD_BASIS,
     DEFAULT_USD_PER_GPU_HOUR,
@@ -48,7 +49,7 @@ class EditsInput:
     """One `proofpilot edits` output folder: summary.json and its three figures (PNG bytes)."""
 
     path: Path
-    summary: dict[str, Any]
+    summary: SummaryRecord
     figures: tuple[tuple[str, bytes], ...]
     kind: str  # "mouse-like (...)", "fly-like (...)" or the datastack name
 
@@ -67,10 +68,10 @@ class DatasetCost:
 @dataclass(frozen=True)
 class ReportInputs:
     run_dir: Path
-    manifest: dict[str, Any]
+    manifest: RunManifest
     evaluation: EvalReport
     rows: pd.DataFrame
-    cost: dict[str, Any] | None
+    cost: CostReport | None
     edits: tuple[EditsInput, ...]
     dataset_costs: tuple[DatasetCost, ...]
     notes: tuple[str, ...]
@@ -85,73 +86,66 @@ class ReportResult:
     eval_json: Path
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {what} {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path} is not a JSON object ({what})")
-    return data
-
-
 def load_edits(path: Path) -> EditsInput:
-    """An edits output folder; DataError (one line) if it is missing or has no summary.json."""
+    """An edits output folder; DataError (one line) if it is missing or has no (valid) summary.json."""
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"--edits {path}: no such directory")
-    summary_path = path / "summary.json"
-    if not summary_path.exists():
-        raise DataError(f"--edits {path} holds no summary.json (not a `proofpilot edits` output folder)")
-    summary = _read_json(summary_path, "edits summary")
-    if "cost" not in summary or "samples" not in summary:
-        raise DataError(f"{summary_path} is not an edits summary (no 'cost' / 'samples')")
+    if not (path / SUMMARY_NAME).exists():
+        raise DataError(f"--edits {path} holds no {SUMMARY_NAME} (not a `proofpilot edits` output folder)")
+    summary = read_summary(path / SUMMARY_NAME)
     figures = tuple(
         (name, (path / "figures" / name).read_bytes())
         for name in FIGURE_NAMES
         if (path / "figures" / name).exists()
     )
-    datastack = str(summary.get("datastack"))
-    species = species_of(datastack)
-    return EditsInput(path, summary, figures, SPECIES_LABEL.get(species, datastack) if species else datastack)
+    species = species_of(summary.datastack)
+    kind = SPECIES_LABEL.get(species, summary.datastack) if species else summary.datastack
+    return EditsInput(path, summary, figures, kind)
 
 
-def _clamp(value: float, ci: list | tuple | None) -> tuple[float, float]:
+def _clamp(value: float, ci: tuple[float, float] | None) -> tuple[float, float]:
     """A CI widened to contain its point (percentile intervals need not); (v, v) when missing."""
     if ci is None or any(c is None or not math.isfinite(c) for c in ci):
         return (value, value)
     return (max(0.0, min(float(ci[0]), value)), max(float(ci[1]), value))
 
 
-def _measured_per_edit(cost: dict[str, Any] | None) -> tuple[MeasuredPerEdit, MeasuredPerEdit, dict] | None:
+@dataclass(frozen=True)
+class MeasuredBasis:
+    """What cost.json says the measured per-edit cost is (and its GPU / $ basis and roofline)."""
+
+    t_merge: MeasuredPerEdit
+    t_split: MeasuredPerEdit
+    gpus_per_node: int
+    usd_per_gpu_hour: float
+    usd_basis: str
+    roofline_bf16_s_per_edit: tuple[float, float] | None
+    roofline_fp8_s_per_edit: tuple[float, float] | None
+
+
+def _measured_per_edit(cost: CostReport | None) -> MeasuredBasis | None:
     if not cost:
         return None
-    per_op = cost.get("per_op", {})
-    merge, split = per_op.get("merge"), per_op.get("split")
-    if not merge or not split or merge.get("node_s_per_edit") is None or split.get("node_s_per_edit") is None:
+    merge, split = (cost.per_op.get(op) for op in OP_KINDS)
+    if merge is None or split is None or merge.node_s_per_edit is None or split.node_s_per_edit is None:
         return None
-    tm = MeasuredPerEdit(
-        merge["node_s_per_edit"], _clamp(merge["node_s_per_edit"], merge.get("node_s_per_edit_ci"))
-    )
-    ts = MeasuredPerEdit(
-        split["node_s_per_edit"], _clamp(split["node_s_per_edit"], split.get("node_s_per_edit_ci"))
-    )
+    tm = MeasuredPerEdit(merge.node_s_per_edit, _clamp(merge.node_s_per_edit, merge.node_s_per_edit_ci))
+    ts = MeasuredPerEdit(split.node_s_per_edit, _clamp(split.node_s_per_edit, split.node_s_per_edit_ci))
 
-    def roof(key: str) -> tuple[float, float] | None:
-        vm, vs = merge.get(key), split.get(key)
-        if vm is None or vs is None:
+    def roof(attr: str) -> tuple[float, float] | None:
+        vm, vs = getattr(merge, attr), getattr(split, attr)
+        if vm is None or vs is None or merge.decisions_per_edit is None or split.decisions_per_edit is None:
             return None
-        return (vm * merge["decisions_per_edit"], vs * split["decisions_per_edit"])
+        return (vm * merge.decisions_per_edit, vs * split.decisions_per_edit)
 
-    proj = cost.get("projection") or {}
-    extra = {
-        "gpus_per_node": int(cost["throughput"]["gpus_per_endpoint"]),
-        "usd_per_gpu_hour": float(proj.get("usd_per_gpu_hour", DEFAULT_USD_PER_GPU_HOUR)),
-        "usd_basis": str(proj.get("usd_basis", DEFAULT_USD_BASIS)),
-        "roofline_bf16_s_per_edit": roof("roofline_bf16_node_s_per_decision"),
-        "roofline_fp8_s_per_edit": roof("roofline_fp8_node_s_per_decision"),
-    }
-    return tm, ts, extra
+    proj = cost.projection
+    return MeasuredBasis(
+        tm, ts, cost.throughput.gpus_per_endpoint,
+        proj.usd_per_gpu_hour if proj else DEFAULT_USD_PER_GPU_HOUR,
+        proj.usd_basis if proj else DEFAULT_USD_BASIS,
+        roof("roofline_bf16_node_s_per_decision"), roof("roofline_fp8_node_s_per_decision"),
+    )  # fmt: skip
 
 
 def _seed_times() -> tuple[MeasuredPerEdit, MeasuredPerEdit]:
@@ -161,56 +155,49 @@ def _seed_times() -> tuple[MeasuredPerEdit, MeasuredPerEdit]:
     )
 
 
-def _dataset_cost(dataset: str, kind: str, source: str, counts: EditsProjection, measured) -> DatasetCost:
-    gpus = measured[2]["gpus_per_node"] if measured else 2
-    usd = measured[2]["usd_per_gpu_hour"] if measured else DEFAULT_USD_PER_GPU_HOUR
-    basis = measured[2]["usd_basis"] if measured else DEFAULT_USD_BASIS
+def _dataset_cost(
+    dataset: str, kind: str, source: str, counts: EditsProjection, measured: MeasuredBasis | None
+) -> DatasetCost:
+    gpus = measured.gpus_per_node if measured else 2
+    usd = measured.usd_per_gpu_hour if measured else DEFAULT_USD_PER_GPU_HOUR
+    basis = measured.usd_basis if measured else DEFAULT_USD_BASIS
     seed = project_cost(counts, *_seed_times(), gpus, usd, basis)
     cost = None
     if measured:
-        tm, ts, extra = measured
         cost = project_cost(
-            counts,
-            tm,
-            ts,
-            gpus,
-            usd,
-            basis,
-            extra["roofline_bf16_s_per_edit"],
-            extra["roofline_fp8_s_per_edit"],
-        )
+            counts, measured.t_merge, measured.t_split, gpus, usd, basis,
+            measured.roofline_bf16_s_per_edit, measured.roofline_fp8_s_per_edit,
+        )  # fmt: skip
     return DatasetCost(dataset, kind, source, cost, seed)
 
 
 def full_dataset_costs(
-    edits: tuple[EditsInput, ...], cost: dict[str, Any] | None, run_config: dict[str, Any]
+    edits: tuple[EditsInput, ...], cost: CostReport | None, manifest: RunManifest
 ) -> tuple[list[DatasetCost], list[str]]:
     """Full-dataset rows: each edits folder's projection (mouse-like first), then the pilot's own."""
     measured = _measured_per_edit(cost)
     rows, notes = [], []
     order = {"mouse": 0, "fly": 1}
-    for e in sorted(edits, key=lambda e: order.get(species_of(str(e.summary.get("datastack"))) or "", 2)):
-        c = e.summary["cost"]
-        if c.get("merges") is None or c.get("splits") is None:
+    for e in sorted(edits, key=lambda e: order.get(species_of(e.summary.datastack) or "", 2)):
+        c = e.summary.cost
+        if c.merges.value is None or c.splits.value is None or c.merges.ci is None or c.splits.ci is None:
             notes.append(f"{e.path}: the edits summary has no projected merge/split counts")
             continue
         counts = EditsProjection(
-            str(e.summary.get("datastack")), float(c["merges"]), tuple(c["merges_ci"]), float(c["splits"]),
-            tuple(c["splits_ci"]), float(e.summary.get("sampling", {}).get("ci_level", 0.95)),
+            e.summary.datastack, c.merges.value, c.merges.ci, c.splits.value, c.splits.ci,
+            e.summary.sampling.ci_level,
         )  # fmt: skip
-        rows.append(
-            _dataset_cost(counts.dataset, e.kind, f"edits sample {c.get('sample')}", counts, measured)
-        )
-    own = (cost or {}).get("projection")
+        rows.append(_dataset_cost(counts.dataset, e.kind, f"edits sample {c.sample}", counts, measured))
+    own = cost.projection if cost else None
     if own:
         counts = EditsProjection(
-            own["dataset"], own["merges"], tuple(own["merges_ci"]), own["splits"], tuple(own["splits_ci"]),
-            own.get("ci_level", 0.95),
-        )  # fmt: skip
-        species = species_of(own["dataset"])
-        kind = SPECIES_LABEL.get(species, own["dataset"]) if species else own["dataset"]
-        source = f"the pilot's own sample ({run_config.get('neurons', '?')} neurons)"
-        rows.append(_dataset_cost(own["dataset"], kind, source, counts, measured))
+            own.dataset, own.merges, own.merges_ci, own.splits, own.splits_ci, own.ci_level
+        )
+        species = species_of(own.dataset)
+        kind = SPECIES_LABEL.get(species, own.dataset) if species else own.dataset
+        neurons = manifest.identity.neurons
+        source = f"the pilot's own sample ({'?' if neurons is None else neurons} neurons)"
+        rows.append(_dataset_cost(own.dataset, kind, source, counts, measured))
     if cost is None:
         notes.append(
             "this run has no cost.json (no LLM answers were timed): only the seed's placeholders are shown"
@@ -230,10 +217,9 @@ def gather(
     run_dir = Path(run_dir)
     edits = tuple(load_edits(Path(d)) for d in edits_dirs)
     evaluation, rows = evaluate([run_dir, *compare_dirs], n_bootstrap=n_bootstrap, seed=seed)
-    manifest = read_manifest(run_dir)
-    cost_path = run_dir / "cost.json"
-    cost = _read_json(cost_path, "cost report") if cost_path.exists() else None
-    dataset_costs, notes = full_dataset_costs(edits, cost, manifest.get("config", {}))
+    manifest = read_run(run_dir)
+    cost = read_cost_json(run_dir / COST_NAME) if (run_dir / COST_NAME).exists() else None
+    dataset_costs, notes = full_dataset_costs(edits, cost, manifest)
     eval_json, _ = write_eval(evaluation, rows, run_dir / "eval")
     inputs = ReportInputs(
         run_dir, manifest, evaluation, rows, cost, edits, tuple(dataset_costs), tuple(notes)

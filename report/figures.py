@@ -13,12 +13,15 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from proofpilot.core.vocab import OP_KINDS
 from proofpilot.edits.records import Estimate
 from proofpilot.eval.decisions import EvalReport
 from proofpilot.report.format import duration, sig
+from proofpilot.telemetry.cost import CostReport
+from proofpilot.telemetry.projection import SEED_T_MERGE_S, SEED_T_SPLIT_S
 
 DPI = 110
-OPS = ("merge", "split", "all")
+OPS = (*OP_KINDS, "all")
 MIN_LATENCY_S = 1e-6  # log axes: a latency below 1 µs is drawn at 1 µs
 
 
@@ -97,7 +100,7 @@ def latency_figure(rows: pd.DataFrame, agents: Sequence[str]) -> bytes:
     """Empirical CDF of per-decision latency, one panel per op type (client wall time, log scale)."""
     fig = Figure(figsize=(10, 3.4))
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, op in zip(axes, ("merge", "split"), strict=True):
+    for ax, op in zip(axes, OP_KINDS, strict=True):
         for i, agent in enumerate(agents):
             lat = np.sort(
                 rows.loc[(rows["agent_label"] == agent) & (rows["op_kind"] == op), "latency_s"].to_numpy(
@@ -121,13 +124,12 @@ def latency_figure(rows: pd.DataFrame, agents: Sequence[str]) -> bytes:
     return _png(fig)
 
 
-def cost_per_edit_figure(cost: dict) -> bytes | None:
+def cost_per_edit_figure(cost: CostReport) -> bytes | None:
     """Measured node-seconds per edit (95 % CI) beside the seed's placeholders and the roofline, per op."""
-    per_op = cost.get("per_op", {})
-    ops = [op for op in ("merge", "split") if per_op.get(op, {}).get("node_s_per_edit") is not None]
+    ops = [op for op in OP_KINDS if op in cost.per_op and cost.per_op[op].node_s_per_edit is not None]
     if not ops:
         return None
-    seed = {"merge": 2.0, "split": 2.5}
+    seed = {"merge": SEED_T_MERGE_S, "split": SEED_T_SPLIT_S}
     series = [
         ("measured (this run)", "C0"),
         ("seed placeholder", "C3"),
@@ -138,17 +140,17 @@ def cost_per_edit_figure(cost: dict) -> bytes | None:
     ax = fig.subplots()
     h = 0.8 / len(series)
     for j, op in enumerate(ops):
-        d = per_op[op]
-        dpe = d.get("decisions_per_edit") or 1.0
-        roof = [d.get("roofline_bf16_node_s_per_decision"), d.get("roofline_fp8_node_s_per_decision")]
-        vals = [d["node_s_per_edit"], seed[op]] + [None if r is None else r * dpe for r in roof]
+        d = cost.per_op[op]
+        dpe = d.decisions_per_edit or 1.0
+        roof = [d.roofline_bf16_node_s_per_decision, d.roofline_fp8_node_s_per_decision]
+        vals = [d.node_s_per_edit, seed[op]] + [None if r is None else r * dpe for r in roof]
         for k, ((name, color), v) in enumerate(zip(series, vals, strict=True)):
             if v is None:
                 continue
             y = j + (k - 1.5) * h
             err, end, text = None, v, f"{sig(v)} node-s"
-            if k == 0 and d.get("node_s_per_edit_ci"):
-                lo, hi = d["node_s_per_edit_ci"]
+            if k == 0 and d.node_s_per_edit_ci:
+                lo, hi = d.node_s_per_edit_ci
                 err, end = [[max(0.0, v - lo)], [max(0.0, hi - v)]], max(hi, v)
                 text += f" [{sig(lo)}, {sig(hi)}]"
             ax.barh(y, v, h, xerr=err, capsize=3, color=color, label=name if j == 0 else None)

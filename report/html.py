@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 
+from proofpilot.datastack.records import DataPin
 from proofpilot.eval.rows import RunInfo
 from proofpilot.report.build import EditsInput, ReportInputs
 from proofpilot.report.format import esc, fmt, gpu_text
@@ -49,19 +50,19 @@ def _summary_items(inp: ReportInputs) -> list[str]:
             items.append(
                 f"<li>accuracy {esc(c.a)} − {esc(c.b)}: {100 * d.value:+.1f} points{ci} (paired CI)</li>"
             )
-    missing = inp.manifest.get("neurons_without_log") or []
+    missing = inp.manifest.neurons_without_log
     if missing:
-        sampled = len(inp.manifest.get("neuron_root_ids") or [])
+        sampled = len(inp.manifest.neuron_root_ids)
         items.append(
             f'<li class="warn">{len(missing)} of {sampled} sampled neurons had no readable change log when '
             "the run started; their tasks are not in this run (reasons in run.json)</li>"
         )
-    tp = (inp.cost or {}).get("throughput")
-    if tp:
+    if inp.cost:
+        tp = inp.cost.throughput
         items.append(
-            f"<li>measured cost: {fmt(tp['node_s_per_decision'], 'sig')} node-s per decision "
-            f"{_ci(*tp['node_s_per_decision_ci'], 'sig')} ({gpu_text(tp['gpus_per_endpoint'])} per node = "
-            f"{fmt(tp['gpu_s_per_decision'], 'sig')} GPU-s per decision)</li>"
+            f"<li>measured cost: {fmt(tp.node_s_per_decision, 'sig')} node-s per decision "
+            f"{_ci(*tp.node_s_per_decision_ci, 'sig')} ({gpu_text(tp.gpus_per_endpoint)} per node = "
+            f"{fmt(tp.gpu_s_per_decision, 'sig')} GPU-s per decision)</li>"
         )
     for row in inp.dataset_costs:
         p = row.measured
@@ -79,27 +80,35 @@ def summary_section(inp: ReportInputs) -> str:
     return f'<section id="summary"><h2>Summary</h2><ul>{"".join(_summary_items(inp))}</ul></section>'
 
 
+def _pin_text(pin: DataPin | None, servers: bool = True) -> str:
+    if pin is None:
+        return "none recorded"
+    text = f"materialization {esc(pin.materialization_version)}, timestamp {esc(pin.timestamp)}"
+    if servers:
+        text += (
+            f", table {esc(pin.table)}, caveclient {esc(pin.caveclient_version)}, servers "
+            f"{esc(json.dumps(pin.server_versions))}"
+        )
+    return text
+
+
 def _run_items(r: RunInfo) -> str:
-    pin = r.pin or {}
-    config = esc(json.dumps(r.config, indent=1, sort_keys=True))
+    config = esc(json.dumps(r.config, indent=1, sort_keys=True))  # free-form: shown as stored
     return (
         f"<dt>run {esc(r.label)}</dt><dd>{esc(r.run_dir)}; datastack {esc(r.datastack)}; model "
         f"{esc(r.model)}; prompt version {esc(r.prompt_version)}; {r.n_verdicts} verdicts of {r.n_tasks} "
         f"tasks in {r.sessions} session(s); {r.n_llm_errors} LLM transport failures (their tasks asked "
         f"again); config sha256 <code>{esc(r.config_hash)}</code></dd>"
-        f"<dt>data pin ({esc(r.label)})</dt><dd>materialization {esc(pin.get('materialization_version'))}, "
-        f"timestamp {esc(pin.get('timestamp'))}, table {esc(pin.get('table'))}, caveclient "
-        f"{esc(pin.get('caveclient_version'))}, servers {esc(json.dumps(pin.get('server_versions')))}</dd>"
+        f"<dt>data pin ({esc(r.label)})</dt><dd>{_pin_text(r.pin)}</dd>"
         f"<dt>config ({esc(r.label)})</dt><dd><pre>{config}</pre></dd>"
     )
 
 
 def _edits_item(e: EditsInput) -> str:
-    pin, sampling = e.summary.get("pin") or {}, e.summary.get("sampling") or {}
+    sampling = e.summary.sampling
     return (
-        f"<dt>edits {esc(e.summary.get('datastack'))}</dt><dd>{esc(e.path)}; materialization "
-        f"{esc(pin.get('materialization_version'))}, timestamp {esc(pin.get('timestamp'))}; sampling "
-        f"{esc(sampling.get('design'))}, seed {esc(sampling.get('seed'))}</dd>"
+        f"<dt>edits {esc(e.summary.datastack)}</dt><dd>{esc(e.path)}; {_pin_text(e.summary.pin, False)}; "
+        f"sampling {esc(sampling.design)}, seed {esc(sampling.seed)}</dd>"
     )
 
 
@@ -111,7 +120,7 @@ def provenance_section(inp: ReportInputs, build_seconds: float) -> str:
     except metadata.PackageNotFoundError:
         version = "unknown"
     items.append(
-        f"<dt>eval</dt><dd>{esc(ev.bootstrap['draw'])}; convention: {esc(ev.convention)}; rows and every "
+        f"<dt>eval</dt><dd>{esc(ev.bootstrap.draw)}; convention: {esc(ev.convention)}; rows and every "
         f"number: {esc(inp.run_dir / 'eval')}/eval.json, eval_rows.parquet</dd>"
         f"<dt>software</dt><dd>proofpilot {esc(version)}, Python {esc(platform.python_version())}</dd>"
         f"<dt>built</dt><dd>{datetime.now(UTC).isoformat(timespec='seconds')} in {build_seconds:.1f} s</dd>"
@@ -122,8 +131,8 @@ def provenance_section(inp: ReportInputs, build_seconds: float) -> str:
 def render_report(inp: ReportInputs, build_seconds: Callable[[], float]) -> tuple[str, int]:
     """The whole page and the number of inline images."""
     images: list[int] = []
-    config = inp.manifest.get("config", {})
-    title = f"proofpilot pilot report: {config.get('datastack', '?')}"
+    identity = inp.manifest.identity
+    title = f"proofpilot pilot report: {identity.datastack or '?'}"
     agents = ", ".join(inp.evaluation.agents)
     notes = "".join(f"<li>{esc(n)}</li>" for n in inp.evaluation.notes)
     body = (
@@ -141,7 +150,7 @@ def render_report(inp: ReportInputs, build_seconds: Callable[[], float]) -> tupl
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
-        f'<h1>{esc(title)}</h1><p class="sub">agents: {esc(agents)} · model {esc(config.get("model"))} · '
-        f"prompt {esc(config.get('prompt_version'))} · {esc(inp.run_dir)}</p>{body}</main></body></html>\n"
+        f'<h1>{esc(title)}</h1><p class="sub">agents: {esc(agents)} · model {esc(identity.model)} · '
+        f"prompt {esc(identity.prompt_version)} · {esc(inp.run_dir)}</p>{body}</main></body></html>\n"
     )
     return page, len(images)

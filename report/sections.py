@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from proofpilot.edits.summary import SummaryRecord
 from proofpilot.eval.decisions import EvalReport, GroupMetrics
 from proofpilot.report import figures as figs
 from proofpilot.report.build import DatasetCost, EditsInput, ReportInputs
 from proofpilot.report.format import DASH, esc, est_cell, fmt, gpu_text, image, pair_cell, table
+from proofpilot.telemetry.cost import CostReport, OpCost
 from proofpilot.telemetry.projection import SEED_T_MERGE_S, SEED_T_SPLIT_S
 
-SEED_T = {"merge": SEED_T_MERGE_S, "split": SEED_T_SPLIT_S}
+SEED_T = {"merge": SEED_T_MERGE_S, "split": SEED_T_SPLIT_S}  # keys: core.vocab.OP_KINDS
 NA = f'<td class="na">{DASH}</td>'
 CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "specificity", "answered_accuracy")
 NO_ANSWER = ("no_answer_rate", "invalid_rate", "error_rate", "transport_error_rate", "timeout_rate")
@@ -131,8 +133,8 @@ def accuracy_section(ev: EvalReport, images: list[int]) -> str:
     intro = (
         '<p class="note">Positive class: <i>merge</i> on merge tasks, <i>split</i> on split tasks (pooled: '
         f'"the edit should be made"). Convention: {esc(ev.convention)}. Every interval: 95 % CI, '
-        f"{esc(b['method'])}, {b['n_bootstrap']} resamples of {b['n_clusters']} neurons "
-        f"(seed {b['seed']}).</p>"
+        f"{esc(b.method)}, {b.n_bootstrap} resamples of {b.n_clusters} neurons "
+        f"(seed {b.seed}).</p>"
     )
     plot = image(figs.accuracy_figure(ev), "accuracy per op type and by edit count, with 95 % CIs", images)
     return (
@@ -145,15 +147,15 @@ def accuracy_section(ev: EvalReport, images: list[int]) -> str:
     )
 
 
-def _cost_row(op: str, d: dict, gpus: int) -> str:
-    per_edit = d.get("node_s_per_edit")
-    roof = d.get("roofline_bf16_node_s_per_decision")
+def _cost_row(op: str, d: OpCost, gpus: int) -> str:
+    per_edit = d.node_s_per_edit
+    roof = d.roofline_bf16_node_s_per_decision
     seed = SEED_T.get(op)
-    roof_edit = None if roof is None else roof * (d.get("decisions_per_edit") or 1.0)
+    roof_edit = None if roof is None else roof * (d.decisions_per_edit or 1.0)
     return (
-        f"<td>{op}</td><td>{d['decisions']}</td><td>{fmt(d.get('calls_per_edit'), '2f')}</td>"
-        + pair_cell(d["node_s_per_decision"], d["node_s_per_decision_ci"], "sig")
-        + pair_cell(per_edit, d.get("node_s_per_edit_ci"), "sig")
+        f"<td>{op}</td><td>{d.decisions}</td><td>{fmt(d.calls_per_edit, '2f')}</td>"
+        + pair_cell(d.node_s_per_decision, d.node_s_per_decision_ci, "sig")
+        + pair_cell(per_edit, d.node_s_per_edit_ci, "sig")
         + f"<td>{fmt(None if per_edit is None else gpus * per_edit, 'sig')}</td>"
         + f"<td>{fmt(seed, 'sig')}</td>"
         + f"<td>{fmt(None if per_edit is None or not seed else per_edit / seed, 'sig')}</td>"
@@ -161,33 +163,33 @@ def _cost_row(op: str, d: dict, gpus: int) -> str:
     )
 
 
-def _cost_facts(cost: dict) -> str:
-    tp, nl, att = cost["throughput"], cost["naive_latency"], cost["attribution"]
-    lo, hi = tp["node_s_per_decision_ci"]
-    busy = fmt(tp["busy_node_seconds"], "sig")
-    reason = f" ({esc(att['reason'])})" if att.get("reason") else ""
+def _cost_facts(cost: CostReport) -> str:
+    tp, nl, att = cost.throughput, cost.naive_latency, cost.attribution
+    lo, hi = tp.node_s_per_decision_ci
+    busy = fmt(tp.busy_node_seconds, "sig")
+    reason = f" ({esc(att.reason)})" if att.reason else ""
     return (
-        f"<li>busy window: {busy} node-s of {fmt(tp['window_seconds'], 'sig')} s scraped "
-        f"({100 * tp['busy_fraction']:.0f} % busy; requests waiting in "
-        f"{100 * tp['saturated_fraction']:.0f} % of scrapes), {tp['n_endpoints']} endpoint(s) of "
-        f"{gpu_text(tp['gpus_per_endpoint'])}</li>"
-        f"<li>{tp['decisions']} decisions, {tp['llm_calls']} LLM calls: "
-        f"<b>{fmt(tp['node_s_per_decision'], 'sig')} node-s per decision</b> [{fmt(lo, 'sig')}, "
-        f"{fmt(hi, 'sig')}] = {fmt(tp['gpu_s_per_decision'], 'sig')} GPU-s per decision</li>"
-        f"<li>summing latencies instead would give {fmt(nl['per_decision_s'], 'sig')} s per decision, "
-        f"{fmt(nl['ratio_to_node_s_per_decision'], 'sig')}× the measured cost: {esc(nl['label'])}</li>"
-        f"<li>per-op split of the busy time: {esc(att['method'])}{reason}</li>"
+        f"<li>busy window: {busy} node-s of {fmt(tp.window_seconds, 'sig')} s scraped "
+        f"({100 * tp.busy_fraction:.0f} % busy; requests waiting in "
+        f"{100 * tp.saturated_fraction:.0f} % of scrapes), {tp.n_endpoints} endpoint(s) of "
+        f"{gpu_text(tp.gpus_per_endpoint)}</li>"
+        f"<li>{tp.decisions} decisions, {tp.llm_calls} LLM calls: "
+        f"<b>{fmt(tp.node_s_per_decision, 'sig')} node-s per decision</b> [{fmt(lo, 'sig')}, "
+        f"{fmt(hi, 'sig')}] = {fmt(tp.gpu_s_per_decision, 'sig')} GPU-s per decision</li>"
+        f"<li>summing latencies instead would give {fmt(nl.per_decision_s, 'sig')} s per decision, "
+        f"{fmt(nl.ratio_to_node_s_per_decision, 'sig')}× the measured cost: {esc(nl.label)}</li>"
+        f"<li>per-op split of the busy time: {esc(att.method)}{reason}</li>"
     )
 
 
-def cost_section(cost: dict | None, images: list[int]) -> str:
+def cost_section(cost: CostReport | None, images: list[int]) -> str:
     if not cost:
         return NO_COST
-    gpus = cost["throughput"]["gpus_per_endpoint"]
-    rows = [_cost_row(op, d, gpus) for op, d in sorted(cost.get("per_op", {}).items())]
-    notes = "".join(f"<li>{esc(n)}</li>" for n in cost.get("notes", []))
-    units = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in cost.get("units", {}).items())
-    ci_note = "CI: " + esc(cost["throughput"].get("ci_method", ""))
+    gpus = cost.throughput.gpus_per_endpoint
+    rows = [_cost_row(op, d, gpus) for op, d in sorted(cost.per_op.items())]
+    notes = "".join(f"<li>{esc(n)}</li>" for n in cost.notes)
+    units = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in cost.units.items())
+    ci_note = "CI: " + esc(cost.throughput.ci_method)
     plot = image(
         figs.cost_per_edit_figure(cost), "node-seconds per edit: measured vs seed vs roofline", images
     )
@@ -263,30 +265,26 @@ def latency_section(inp: ReportInputs, images: list[int]) -> str:
     )
 
 
-def _edits_rows(summary: dict) -> list[str]:
-    rows = []
-    for x in summary["samples"]:
-        rows.append(
-            f"<td>{esc(x['label'])}</td><td>{x['n_ok']}</td><td>{x['n_errors']}</td>"
-            + pair_cell(x["mean_edits"], x.get("mean_edits_ci"), "sig")
-            + pair_cell(x["median_edits"], x.get("median_edits_ci"), "sig")
-            + pair_cell(x["merge_share"], x.get("merge_share_ci"), "pct")
-            + pair_cell(x["p95"], x.get("p95_ci"), "sig")
-            + pair_cell(x["tail_share"], x.get("tail_share_ci"), "pct")
-            + pair_cell(x["gini"], x.get("gini_ci"), "2f")
-            + pair_cell(x["projected_total"], x.get("projected_total_ci"), "compact")
-        )
-    return rows
+def _edits_rows(summary: SummaryRecord) -> list[str]:
+    return [
+        f"<td>{esc(x.label)}</td><td>{x.n_ok}</td><td>{x.n_errors}</td>"
+        + est_cell(x.mean_edits, "sig")
+        + est_cell(x.median_edits, "sig")
+        + est_cell(x.merge_share, "pct")
+        + est_cell(x.p95, "sig")
+        + est_cell(x.tail_share, "pct")
+        + est_cell(x.gini, "2f")
+        + est_cell(x.projected_total, "compact")
+        for x in summary.samples
+    ]
 
 
-def _figure_basis(summary: dict) -> str:
-    basis = (summary.get("cost") or {}).get("basis") or {}
-    if not basis:
-        return ""
+def _figure_basis(summary: SummaryRecord) -> str:
+    basis = summary.cost.basis
     return (
         '<p class="note">The edits stage\'s Figure 3 prices operations at its own basis: '
-        f"{basis.get('t_merge_s')} / {basis.get('t_split_s')} node-s per merge / split and "
-        f"${basis.get('usd_per_gpu_hour')} per GPU-hour; the full-dataset table above uses the measured cost "
+        f"{basis.t_merge_s} / {basis.t_split_s} node-s per merge / split and "
+        f"${basis.usd_per_gpu_hour} per GPU-hour; the full-dataset table above uses the measured cost "
         "per edit instead.</p>"
     )
 
@@ -297,10 +295,8 @@ def edits_section(edits: Sequence[EditsInput], images: list[int]) -> str:
     parts = ['<section id="edits"><h2>Edit statistics</h2>']
     for e in edits:
         s = e.summary
-        name = esc(s.get("datastack"))
-        pop = (s.get("population") or {}).get("n_neurons")
-        size = f" ({pop:,} proofread neurons)" if isinstance(pop, int) else ""
-        parts.append(f"<h3>{esc(e.kind)}: {name}{size}</h3>")
+        name = esc(s.datastack)
+        parts.append(f"<h3>{esc(e.kind)}: {name} ({s.population.n_neurons:,} proofread neurons)</h3>")
         parts.append(table(f"edits-table-{name}", CAPTION["edits"], HEAD["edits"], _edits_rows(s)))
         if e.figures:
             parts.append(_figure_basis(s))
@@ -308,5 +304,5 @@ def edits_section(edits: Sequence[EditsInput], images: list[int]) -> str:
             parts.append(
                 f'<p class="warn">{esc(e.path)}/figures holds no figures (edits run --no-figures?)</p>'
             )
-        parts.extend(image(png, f"{s.get('datastack')}: {fig}", images) for fig, png in e.figures)
+        parts.extend(image(png, f"{s.datastack}: {fig}", images) for fig, png in e.figures)
     return "".join(parts) + "</section>"

@@ -30,8 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from proofpilot.agent.records import Verdict
 from proofpilot.core.atomic import write_text_atomic
 from proofpilot.core.errors import DataError
+from proofpilot.core.records import from_json, read_json_object
+from proofpilot.orchestrator.run_records import StoredVerdict
 from proofpilot.telemetry.attribution import Attribution, block_bootstrap, fit_token_costs
 from proofpilot.telemetry.projection import (
     DEFAULT_USD_BASIS,
@@ -44,6 +47,7 @@ from proofpilot.telemetry.projection import (
 from proofpilot.telemetry.roofline import RooflineEstimate, roofline
 from proofpilot.telemetry.vllm_scrape import ScrapeWindow
 
+COST_NAME = "cost.json"
 N_BOOTSTRAP = 1000
 CI_METHOD = (
     "95 % percentile bootstrap: decisions resampled (the op and token mix), and for the regression also "
@@ -71,20 +75,15 @@ class DecisionUsage:
     llm_calls: int = 1
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> DecisionUsage:
-        """From a verdict as stored (op_kind, latency_s, prompt/completion tokens, answers)."""
+    def from_verdict(cls, verdict: Verdict | StoredVerdict) -> DecisionUsage:
+        """From an agent `Verdict` or a stored verdict line (`read_verdict_rows`)."""
         return cls(
-            op=record["op_kind"],
-            latency_s=float(record["latency_s"]),
-            prompt_tokens=int(record["prompt_tokens"]),
-            completion_tokens=int(record["completion_tokens"]),
-            llm_calls=int(record["answers"]),
+            op=verdict.op_kind,
+            latency_s=float(verdict.latency_s),
+            prompt_tokens=int(verdict.prompt_tokens),
+            completion_tokens=int(verdict.completion_tokens),
+            llm_calls=int(verdict.answers),
         )
-
-    @classmethod
-    def from_verdict(cls, verdict) -> DecisionUsage:
-        """From an agent `Verdict`."""
-        return cls.from_record(verdict.to_dict())
 
 
 @dataclass(frozen=True)
@@ -151,6 +150,19 @@ class CostReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Any, source: str = COST_NAME) -> CostReport:
+        """The record `to_dict` wrote (nulls of non-finite floats read back as NaN); DataError naming the
+        field otherwise."""
+        return from_json(cls, data, source)
+
+
+def read_cost_json(path: Path) -> CostReport:
+    """cost.json (or a run dir's cost.json) as the record `write_cost_json` wrote."""
+    path = Path(path)
+    path = path / COST_NAME if path.is_dir() else path
+    return CostReport.from_dict(read_json_object(path, "cost report"), str(path))
+
 
 def _finite_or_null(value):
     """JSON has no inf/NaN: a quantity that cannot be estimated (a ratio over an empty window) is null."""
@@ -165,7 +177,7 @@ def _finite_or_null(value):
 
 def write_cost_json(report: CostReport, run_dir: Path) -> Path:
     """Write run_dir/cost.json atomically (a crash leaves the previous file intact)."""
-    path = Path(run_dir) / "cost.json"
+    path = Path(run_dir) / COST_NAME
     write_text_atomic(path, json.dumps(_finite_or_null(report.to_dict()), indent=1, allow_nan=False))
     return path
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from proofpilot.orchestrator.run_records import StoredVerdict
 from proofpilot.telemetry.cost import CostReport, DecisionUsage, build_cost_report
 from proofpilot.telemetry.vllm_scrape import ScrapeWindow
 
@@ -40,17 +41,17 @@ class RunCostInputs:
     n_endpoints: int  # endpoints of one session (the most any costed session had)
 
 
-def gather(run_dir: Path, n_sessions: int, records: Sequence[Mapping[str, Any]]) -> RunCostInputs | None:
+def gather(run_dir: Path, n_sessions: int, records: Sequence[StoredVerdict]) -> RunCostInputs | None:
     """The saved windows of sessions 1..n_sessions and the decisions stored by those sessions."""
     windows: dict[int, ScrapeWindow] = {}
     for session in range(1, n_sessions + 1):
         path = session_file(run_dir, "vllm_window.json", session)
         if path.exists():
             windows[session] = ScrapeWindow.load(path)
-    decided: dict[int, list[Mapping[str, Any]]] = {}
+    decided: dict[int, list[StoredVerdict]] = {}
     for r in records:
-        if int(r.get("answers") or 0) > 0:
-            decided.setdefault(int(r.get("session") or 0), []).append(r)
+        if r.answers > 0:
+            decided.setdefault(r.session or 0, []).append(r)
     costed = tuple(s for s in sorted(windows) if decided.get(s))
     if not costed:
         return None
@@ -59,8 +60,8 @@ def gather(run_dir: Path, n_sessions: int, records: Sequence[Mapping[str, Any]])
     durations = [max((ep.duration_s for ep in windows[s].endpoints), default=0.0) for s in costed]
     return RunCostInputs(
         window=ScrapeWindow(first.interval_s, tuple(ep for s in costed for ep in windows[s].endpoints)),
-        decisions=tuple(DecisionUsage.from_record(r) for r in rows),
-        edits_by_op=distinct_operations((r["op_kind"], r["operation_id"]) for r in rows),
+        decisions=tuple(DecisionUsage.from_verdict(r) for r in rows),
+        edits_by_op=distinct_operations((r.op_kind, r.operation_id) for r in rows),
         costed_sessions=costed,
         uncosted={s: len(v) for s, v in sorted(decided.items()) if s not in costed},
         window_seconds=float(sum(durations)),
@@ -81,7 +82,7 @@ def _sessions(numbers: Sequence[int]) -> str:
 
 
 def run_cost_report(
-    run_dir: Path, n_sessions: int, records: Sequence[Mapping[str, Any]], **basis: Any
+    run_dir: Path, n_sessions: int, records: Sequence[StoredVerdict], **basis: Any
 ) -> CostReport | None:
     """The run-level report (None when no session has both a saved window and a decision).
 

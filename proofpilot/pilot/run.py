@@ -35,10 +35,12 @@ from proofpilot.agent.schema import PROMPT_VERSION
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.vocab import AGENTS
 from proofpilot.datastack.client import ClientSettings, add_request_observer, remove_request_observer
+from proofpilot.datastack.records import DataPin
 from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, DEFAULT_OUTAGE_WAIT_S
 from proofpilot.orchestrator.ray_session import RayOptions, check_ray_address
+from proofpilot.orchestrator.run_records import read_run
 from proofpilot.orchestrator.stats import DecisionStatLogger
-from proofpilot.orchestrator.store import RunStore, StoreFullError, read_manifest, write_json_lines
+from proofpilot.orchestrator.store import RunStore, StoreFullError, write_json_lines
 from proofpilot.pilot import inputs
 from proofpilot.pilot.session import PilotSession, SessionOutcome, SessionSpec
 from proofpilot.tasks.records import DecisionTask
@@ -201,7 +203,7 @@ def _resume_tasks(run_dir: Path, tasks: list[DecisionTask]) -> list[DecisionTask
     return [t for t in tasks if t.task_id in stored]
 
 
-def _prepare(config: PilotConfig, server_url: str | None, pinned: dict | None):
+def _prepare(config: PilotConfig, server_url: str | None, pinned: DataPin | None):
     """Sample and ingest the neurons, build the tasks; (sample, tasks, skeleton layer URL)."""
     from proofpilot.datastack.skeletons import skeleton_layer_url
 
@@ -209,7 +211,7 @@ def _prepare(config: PilotConfig, server_url: str | None, pinned: dict | None):
     settings = ClientSettings(
         datastack=config.datastack, server_address=server_url,
         auth_token=config.auth_token or ("embedded" if embedded else None),
-        version=(pinned or {}).get("materialization_version"), write_server_cache=not embedded,
+        version=pinned.materialization_version if pinned else None, write_server_cache=not embedded,
     )  # fmt: skip
     sample = inputs.ingest_sample(
         settings, config.table, config.neurons, config.seed, config.progress, use_cache=not embedded
@@ -237,7 +239,7 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
     `logger` records every decision (default: a fresh Prometheus registry, served on the metrics port)."""
     identity = config.identity()
     RunStore.check(config.run_dir, identity, config.resume)  # read-only
-    pinned = read_manifest(config.run_dir).get("pin") if config.resume else None
+    pinned = read_run(config.run_dir).pin if config.resume else None
     if config.agent == "llm":
         check_endpoints(config.llm_urls, config.model)  # type: ignore[arg-type]
     if config.ray_address:
@@ -290,7 +292,7 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
             notes=outcome.notes, unavailable=outcome.unavailable, set_aside=outcome.set_aside,
             llm_errors=store.n_llm_errors,
             n_neurons=len(sample.root_ids),
-            neurons_without_log=len(read_manifest(config.run_dir).get("neurons_without_log", [])),
+            neurons_without_log=len(read_run(config.run_dir).neurons_without_log),
         )  # fmt: skip
         store.update_manifest(session={
             "ended": result.ended, "stored": store.n_appended, "llm_errors": store.n_llm_errors,

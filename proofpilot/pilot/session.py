@@ -40,8 +40,9 @@ from proofpilot.orchestrator.outage import (
     models_probe,
 )
 from proofpilot.orchestrator.ray_session import RayOptions, ray_session
+from proofpilot.orchestrator.run_records import StoredVerdict, read_verdict_rows
 from proofpilot.orchestrator.stats import DecisionStatLogger
-from proofpilot.orchestrator.store import RunStore, read_verdicts
+from proofpilot.orchestrator.store import RunStore
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.projection import DEFAULT_USD_BASIS, DEFAULT_USD_PER_GPU_HOUR, EditsProjection
 from proofpilot.telemetry.run_cost import distinct_operations, run_cost_report, session_file
@@ -60,19 +61,12 @@ def outcome_of(task: DecisionTask, verdict: Verdict) -> str:
 
 def verdict_record(task: DecisionTask, verdict: Verdict, agent: str, session: int) -> dict[str, Any]:
     """One line of the run store: the task's identity and ground truth, the verdict, the outcome."""
-    record = {
-        "task_id": task.task_id,
-        "operation_id": task.operation_id,
-        "neuron_root_id": task.neuron_root_id,
-        "neuron_n_edits": task.neuron_n_edits,
-        "role": task.role,
-        "label": task.label,
-        "agent": agent,
-        "outcome": outcome_of(task, verdict),
-        "session": session,
-    }
-    record.update(verdict.to_dict())
-    return record
+    answer = {k: v for k, v in verdict.to_dict().items() if k != "task_id"}
+    return StoredVerdict(
+        task_id=task.task_id, operation_id=task.operation_id, neuron_root_id=task.neuron_root_id,
+        neuron_n_edits=task.neuron_n_edits, role=task.role, label=task.label, agent=agent,
+        outcome=outcome_of(task, verdict), session=session, **answer,
+    ).to_dict()  # fmt: skip
 
 
 def llm_error_record(task: DecisionTask, verdict: Verdict, agent: str, session: int) -> dict[str, Any]:
@@ -271,7 +265,7 @@ class PilotSession:
         _keep_session_copy(cost_path, session)
         if session > 1:  # cost.json becomes the run's: every session with a saved window
             try:
-                run_report = run_cost_report(run_dir, session, read_verdicts(run_dir), **basis)
+                run_report = run_cost_report(run_dir, session, read_verdict_rows(run_dir), **basis)
             except (DataError, ConfigError) as exc:
                 log.warning("cost.json holds this session only: no run-level cost: %s", exc)
                 return window_path, cost_path, [*report.notes, f"no run-level cost: {exc}"]

@@ -158,3 +158,50 @@ def test_unknown_embedded_profile_is_one_line(tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1 and "unknown embedded profile" in err
+
+
+@pytest.fixture(scope="module")
+def small_summary(server, tmp_path_factory):
+    """(EditSummary, output folder) of one small run without figures."""
+    from proofpilot.edits.analysis import run_edits
+    from proofpilot.edits.records import EditsConfig
+
+    root = tmp_path_factory.mktemp("edits-small")
+    config = EditsConfig(
+        datastack=MOUSE, out_dir=root / "out", sample_sizes=(20, 30), server_address=server.url,
+        cache_dir=root / "cache", write_server_cache=False, progress=False, figures=False,
+    )  # fmt: skip
+    return run_edits(config), root / "out"
+
+
+def test_summary_json_reads_back_as_the_record_of_the_summary(small_summary):
+    from proofpilot.edits.summary import SummaryRecord, read_summary
+
+    summary, out = small_summary
+    record = read_summary(out / "summary.json")
+    assert record == SummaryRecord.of(summary)
+    assert record.cost.merges.ci is not None and record.samples[-1].mean_edits.value > 0
+    assert read_summary(out) == record  # the folder names its summary.json
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["samples"][1].pop("n_ok"), "missing field samples[1].n_ok"),
+        (lambda d: d["samples"][0].update(gini="high"), "field samples[0].gini.value must be a number"),
+        (lambda d: d["cost"].update(merges_ci=[1.0]), "field cost.merges.ci must have 2 items"),
+        (lambda d: d["cost"]["basis"].update(t_merge_s=-1.0), "cost.basis: --t-merge must be"),
+        (lambda d: d.pop("population"), "missing field population"),
+    ],
+)
+def test_malformed_summary_json_names_the_field(small_summary, tmp_path, edit, message):
+    from proofpilot.core.errors import DataError
+    from proofpilot.edits.summary import read_summary
+
+    data = json.loads((small_summary[1] / "summary.json").read_text())
+    edit(data)
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError) as err:
+        read_summary(path)
+    assert f"summary.json: {message}" in str(err.value) and "\n" not in str(err.value)

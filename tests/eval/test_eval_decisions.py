@@ -16,7 +16,7 @@ from support.eval_runs import Failure, Row, correct_rows, hand_failures, hand_ro
 
 from proofpilot.cli.main import main
 from proofpilot.core.errors import ConfigError, DataError
-from proofpilot.eval.decisions import evaluate, write_eval
+from proofpilot.eval.decisions import evaluate, read_eval, write_eval
 from proofpilot.eval.stats import (
     RULE_OF_THREE,
     quantile_estimate,
@@ -120,6 +120,35 @@ def test_written_outputs_recompute(hand_run, tmp_path):
     boot = (w @ correct) / (w @ total)
     pooled = next(g for g in data["groups"] if g["op"] == "all")
     assert pooled["metrics"]["accuracy"]["ci"] == pytest.approx(list(np.quantile(boot, [0.025, 0.975])))
+
+
+def test_eval_json_reads_back_as_the_record_written(hand_run, tmp_path):
+    report, rows = evaluate([hand_run], n_bootstrap=200, seed=3)
+    json_path, _ = write_eval(report, rows, tmp_path / "eval")
+    back = read_eval(json_path)
+    assert back == report
+    assert back.group("llm", "merge").metrics["accuracy"] == report.group("llm", "merge").metrics["accuracy"]
+    assert read_eval(tmp_path / "eval") == report
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda d: d["groups"][1]["metrics"]["accuracy"].pop("value"), "groups[1].metrics.accuracy.value"),
+        (lambda d: d["runs"][0].update(n_verdicts="ten"), "runs[0].n_verdicts"),
+        (lambda d: d.update(contrasts=[{"kind": "agents"}]), "contrasts[0].op"),
+        (lambda d: d.pop("heavy_tail_threshold_edits"), "heavy_tail_threshold_edits"),
+    ],
+)
+def test_malformed_eval_json_names_the_field(hand_run, tmp_path, edit, field):
+    report, rows = evaluate([hand_run], n_bootstrap=100, seed=3)
+    json_path, _ = write_eval(report, rows, tmp_path / "eval")
+    data = json.loads(json_path.read_text())
+    edit(data)
+    json_path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"eval\.json: ") as err:
+        read_eval(json_path)
+    assert f"field {field}" in str(err.value) and "\n" not in str(err.value)
 
 
 def _heterogeneous_rows(copies: int) -> list[Row]:

@@ -14,7 +14,10 @@ import pytest
 from support.eval_runs import correct_rows, edits_outputs, hand_failures, hand_rows, make_cost, make_run
 
 from proofpilot.cli.main import main
+from proofpilot.core.vocab import OP_KINDS
+from proofpilot.edits.summary import read_summary
 from proofpilot.report.build import build_report, gather
+from proofpilot.telemetry.cost import read_cost_json
 from proofpilot.telemetry.projection import EditsProjection
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -98,21 +101,22 @@ def test_full_dataset_cost_is_measured_cost_times_projected_counts(runs):
     llm, _ = runs
     mouse, fly = edits_outputs()
     inputs, _ = gather(llm, (fly, mouse), (), n_bootstrap=200)
-    cost = json.loads((llm / "cost.json").read_text())
-    t_merge, t_split = (cost["per_op"][op]["node_s_per_edit"] for op in ("merge", "split"))
+    cost = read_cost_json(llm / "cost.json")
+    t_merge, t_split = (cost.per_op[op].node_s_per_edit for op in OP_KINDS)
     kinds = [row.kind for row in inputs.dataset_costs]
     assert kinds[0].startswith("mouse-like") and kinds[1].startswith(
         "fly-like"
     )  # mouse first, as given or not
     for row, folder in zip(inputs.dataset_costs[:2], (mouse, fly), strict=True):
-        summary = json.loads((folder / "summary.json").read_text())["cost"]
-        node_h = (summary["merges"] * t_merge + summary["splits"] * t_split) / 3600
+        summary = read_summary(folder / "summary.json").cost
+        merges, splits = summary.merges.value, summary.splits.value
+        node_h = (merges * t_merge + splits * t_split) / 3600
         assert row.measured.node_hours == pytest.approx(node_h)
         assert row.measured.gpu_hours == pytest.approx(2 * node_h)
         assert row.measured.usd == pytest.approx(2 * node_h * row.measured.usd_per_gpu_hour)
         lo, hi = row.measured.node_hours_ci
         assert lo < node_h < hi
-        seed_h = (summary["merges"] * 2.0 + summary["splits"] * 2.5) / 3600
+        seed_h = (merges * 2.0 + splits * 2.5) / 3600
         assert row.seed.node_hours == pytest.approx(seed_h)
     own = inputs.dataset_costs[2]
     assert own.source.startswith("the pilot's own sample") and own.measured.merges == 2.0e6

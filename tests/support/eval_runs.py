@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proofpilot.agent.records import Verdict
-from proofpilot.core.vocab import ROLE_LABEL
+from proofpilot.core.vocab import OP_KINDS, OP_OF_ROLE, ROLE_LABEL
 from proofpilot.orchestrator.store import RunStore, write_json_lines
 from proofpilot.pilot.inputs import task_row
 from proofpilot.pilot.session import llm_error_record, verdict_record
@@ -25,8 +25,6 @@ from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.cost import DecisionUsage, build_cost_report, write_cost_json
 from proofpilot.telemetry.projection import EditsProjection
 from proofpilot.telemetry.vllm_scrape import EndpointWindow, ScrapeWindow, Snapshot
-
-OP_OF_ROLE = {"partner": "merge", "distractor": "merge", "before_split": "split", "clean": "split"}
 
 
 @dataclass(frozen=True)
@@ -93,6 +91,7 @@ def make_run(run_dir: Path, rows: list[Row], agent: str = "llm", model: str = "t
             write_json_lines(Path(run_dir) / "tasks.jsonl", (task_row(t) for t in tasks))
         pin = {
             "datastack": datastack,
+            "server_address": "http://127.0.0.1:8001",
             "materialization_version": 783,
             "timestamp": "2023-09-30T05:10:00+00:00",
             "table": "proofread_neurons",
@@ -135,7 +134,7 @@ def make_cost(
                       r.completion_tokens * r.answers, r.answers)
         for r in decided
     ]  # fmt: skip
-    ops = {op: len({r.op_id for r in decided if OP_OF_ROLE[r.role] == op}) for op in ("merge", "split")}
+    ops = {op: len({r.op_id for r in decided if OP_OF_ROLE[r.role] == op}) for op in OP_KINDS}
     assert n and all(ops.values())
     report = build_cost_report(
         window, usage, edits_by_op=ops, gpus_per_endpoint=gpus, edits_projection=projection

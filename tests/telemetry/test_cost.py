@@ -20,6 +20,7 @@ from proofpilot.telemetry.cost import (
     DecisionUsage,
     build_cost_report,
     live_cost_updater,
+    read_cost_json,
     write_cost_json,
 )
 from proofpilot.telemetry.projection import (
@@ -225,6 +226,53 @@ def test_cost_json_has_units_projection_and_no_nan(tmp_path):
     assert proj["roofline_bf16_node_hours"] > 0 and proj["seed_node_hours"] > proj["node_hours"] > 0
     assert data["per_op"]["merge"]["calls_per_edit"] > data["per_op"]["merge"]["decisions_per_edit"]
     assert data["roofline_at_mean"]["bf16"]["node_seconds"] > data["roofline_at_mean"]["fp8"]["node_seconds"]
+
+
+def _cost_report():
+    rng = np.random.default_rng(7)
+    tokens = [(int(rng.integers(200, 2000)), int(rng.integers(10, 120))) for _ in range(120)]
+    ops = ["merge" if i % 3 else "split" for i in range(120)]
+    window, decisions = simulate([1e-4 * p + 4e-3 * o for p, o in tokens], tokens, ops, 4, 12, 0.25)
+    edits = EditsProjection("mouse", 450_000, (420_000, 480_000), 525_000, (500_000, 550_000))
+    return build_cost_report(window, decisions, {"merge": 40, "split": 20}, 2, edits, n_bootstrap=200)
+
+
+def test_cost_json_reads_back_as_the_record_written(tmp_path):
+    report = _cost_report()
+    back = read_cost_json(write_cost_json(report, tmp_path))
+    assert back == report
+    assert back.per_op["merge"].node_s_per_edit_ci == report.per_op["merge"].node_s_per_edit_ci
+    assert read_cost_json(tmp_path) == report  # the run dir names its cost.json
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda d: d["per_op"]["merge"].pop("node_s_per_decision"), "per_op.merge.node_s_per_decision"),
+        (lambda d: d["throughput"].update(decisions="many"), "throughput.decisions"),
+        (lambda d: d["per_op"]["split"].update(node_s_per_edit_ci=[1.0]), "per_op.split.node_s_per_edit_ci"),
+        (lambda d: d.update(projection=[]), "projection"),
+    ],
+)
+def test_malformed_cost_json_names_the_field(tmp_path, edit, field):
+    path = write_cost_json(_cost_report(), tmp_path)
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=rf"cost.json: .*{field.replace('.', '[.]')}\b") as err:
+        read_cost_json(path)
+    assert "\n" not in str(err.value)
+
+
+def test_cost_json_nulls_of_non_finite_values_read_back(tmp_path):
+    report = _cost_report()
+    data = json.loads(write_cost_json(report, tmp_path).read_text())
+    data["naive_latency"]["ratio_to_node_s_per_decision"] = None  # how an infinite ratio is stored
+    data["per_op"]["merge"]["node_s_per_edit"] = None
+    (tmp_path / "cost.json").write_text(json.dumps(data))
+    back = read_cost_json(tmp_path)
+    assert np.isnan(back.naive_latency.ratio_to_node_s_per_decision)
+    assert back.per_op["merge"].node_s_per_edit is None and back.throughput == report.throughput
 
 
 def test_live_cost_updater_sets_the_gauge():

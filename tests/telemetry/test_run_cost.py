@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from proofpilot.orchestrator.run_records import StoredVerdict
 from proofpilot.telemetry.cost import build_cost_report
 from proofpilot.telemetry.run_cost import gather, run_cost_report, session_file
 from tests.telemetry.test_cost import simulate
@@ -19,10 +22,14 @@ def _session(n: int, seed: int, service: float = 0.4):
     return simulate([service] * n, tokens, ops, slots=4, clients=12, dt=0.1)
 
 
-def _records(decisions, session: int, first_op: int) -> list[dict]:
+def _records(decisions, session: int, first_op: int) -> list[StoredVerdict]:
     return [
-        {"session": session, "answers": d.llm_calls, "op_kind": d.op, "operation_id": first_op + i,
-         "latency_s": d.latency_s, "prompt_tokens": d.prompt_tokens, "completion_tokens": d.completion_tokens}
+        StoredVerdict(
+            task_id=f"{first_op + i}:partner", operation_id=first_op + i, neuron_root_id=1, neuron_n_edits=1,
+            label="merge", agent="llm", session=session, op_kind=d.op, decision="merge", valid=True,
+            latency_s=d.latency_s, prompt_tokens=d.prompt_tokens, completion_tokens=d.completion_tokens,
+            attempts=d.llm_calls, answers=d.llm_calls, error_reason=None,
+        )
         for i, d in enumerate(decisions)
     ]  # fmt: skip
 
@@ -34,7 +41,8 @@ def test_cost_json_adds_up_every_session_with_a_saved_window(tmp_path):
     w1.save(session_file(tmp_path, "vllm_window.json", 1))
     w3.save(session_file(tmp_path, "vllm_window.json", 3))
     records = _records(d1, 1, 0) + _records(d2, 2, 1000) + _records(d3, 3, 2000)
-    records.append({**records[0], "answers": 0, "operation_id": 9999})  # an error: no LLM answer, no cost
+    # an error: no LLM answer, no cost
+    records.append(dataclasses.replace(records[0], answers=0, operation_id=9999))
 
     report = run_cost_report(tmp_path, 3, records, gpus_per_endpoint=2)
     one, three = (
