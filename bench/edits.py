@@ -23,6 +23,7 @@ import pandas as pd
 
 from proofpilot.datastack.embedded.profiles import get_profile
 from proofpilot.datastack.embedded.truth import membership_frame, per_neuron_frame
+from proofpilot.datastack.source import DataSource
 from proofpilot.edits.analysis import analyse
 from proofpilot.edits.bootstrap import GroupedSample, bootstrap
 from proofpilot.edits.records import EditsConfig
@@ -73,7 +74,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-edits-") as out:
         config = EditsConfig(
-            datastack=args.profile,
+            source=DataSource(args.profile),
             out_dir=Path(out),
             sample_sizes=tuple(args.sample_sizes),
             full=True,

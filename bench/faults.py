@@ -314,7 +314,7 @@ def malformed_output(work: Path, ray_tmp: str) -> Figures:
 
     run_dir = work / "malformed"
     with MalformedLLM() as llm:
-        config = PilotConfig(datastack=FLY, run_dir=run_dir, neurons=20, max_ops_per_neuron=2,
+        config = PilotConfig(source=FLY, run_dir=run_dir, neurons=20, max_ops_per_neuron=2,
                              llm_urls=(llm.base_url,), model="fake", gpus_per_endpoint=1, concurrency=8,
                              metrics_port=0, progress=False, ray_temp_dir=ray_tmp)  # fmt: skip
         result = run_pilot(config)

@@ -1,10 +1,12 @@
-"""The edit-distribution analysis, end to end: `run_edits(config) -> EditSummary`.
+"""The edit-distribution analysis: `analyze(client) -> EditsResult` (writes nothing), `write_edits(result,
+out_dir)`, and `run_edits(config) = measure + write` for the command line.
 
-1. Read the proofread-neuron table at the pinned version (through the datastack layer's ingestion, cached). 2.
-Draw the samples (edits_sampling) and fetch change logs for the sampled neurons only (all with --full); a
-resumed run takes what the cache already has. 3. Statistics, CIs, projection and deduplication per sample
-(edits_stats), cost (edits_cost). 4. Write per_neuron / operations / membership.parquet first (nothing fetched
-is lost if a later step fails), then figures/*.png, summary.json and summary.md.
+1. Read the proofread-neuron table at the pinned version (through the datastack layer's ingestion; cached
+unless the caller asks for no cache, as `analyze` does by default). 2. Draw the samples (edits.sampling) and
+fetch change logs for the sampled neurons only (all with `full`); a resumed run takes what the cache already
+has. 3. Statistics, CIs, projection and deduplication per sample (edits.stats), cost (edits.cost): `compute`.
+4. `write_edits`: per_neuron / operations / membership.parquet first, then figures/*.png, summary.json and
+summary.md.
 
 `analyse` is steps 3-4 on DataFrames, so tests and the bench can feed it without a server.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,9 +27,10 @@ import pyarrow.parquet as pq
 
 from proofpilot.core.errors import DataError
 from proofpilot.datastack.records import DataPin
+from proofpilot.datastack.source import DataSource
 from proofpilot.edits.cost import dedup_cost, sample_cost, sensitivity
 from proofpilot.edits.markdown import render
-from proofpilot.edits.records import CostReport, EditsConfig, EditSummary
+from proofpilot.edits.records import CostBasis, CostReport, EditsConfig, EditsResult, EditSummary
 from proofpilot.edits.sampling import Sample, draw_samples, population_root_ids, union_root_ids
 from proofpilot.edits.stats import SampleResult, sample_statistics
 from proofpilot.edits.summary import summary_dict, write_json
@@ -70,7 +74,7 @@ def _sample_columns(per_neuron: pd.DataFrame, samples: list[Sample]) -> pd.DataF
     return out
 
 
-def analyse(
+def compute(
     per_neuron: pd.DataFrame,
     membership: pd.DataFrame,
     operations: pd.DataFrame | None,
@@ -79,17 +83,9 @@ def analyse(
     samples: list[Sample],
     config: EditsConfig,
     n_table_rows: int | None = None,
-) -> EditSummary:
-    """Statistics, cost, figures and summary files for already-ingested rows (see module docstring)."""
-    out_dir = prepare_out_dir(Path(config.out_dir))
+) -> EditsResult:
+    """Statistics and cost of already-ingested rows, in memory (step 3 of the module docstring)."""
     pin_dict = pin.to_dict() if isinstance(pin, DataPin) else dict(pin)
-    files = [
-        write_parquet(_sample_columns(per_neuron, samples), out_dir / "per_neuron.parquet", pin_dict),
-        write_parquet(membership, out_dir / "membership.parquet", pin_dict),
-    ]
-    if operations is not None:
-        files.append(write_parquet(operations, out_dir / "operations.parquet", pin_dict))
-
     n_pop = len(population)
     results: list[SampleResult] = []
     for sample in samples:
@@ -130,64 +126,145 @@ def analyse(
         samples=tuple(r.stats for r in results),
         cost=cost,
         config=config,
-        out_dir=out_dir,
-        files=tuple(files),
     )
-    if config.figures:
+    return EditsResult(summary, _sample_columns(per_neuron, samples), operations, membership)
+
+
+def write_edits(
+    result: EditsResult,
+    out_dir: str | os.PathLike,
+    *,
+    figures: bool = True,
+    compare_dirs: Sequence[Path] = (),
+) -> EditSummary:
+    """Write a result: per_neuron / membership / operations.parquet (the data pin in each file's metadata),
+    figures/*.png (with the `compare_dirs` outputs drawn next to it), summary.json and summary.md."""
+    out = prepare_out_dir(Path(out_dir))
+    summary = replace(result.summary, out_dir=out, files=())
+    pin = summary.pin
+    files = [
+        write_parquet(result.per_neuron, out / "per_neuron.parquet", pin),
+        write_parquet(result.membership, out / "membership.parquet", pin),
+    ]
+    if result.operations is not None:
+        files.append(write_parquet(result.operations, out / "operations.parquet", pin))
+    summary = replace(summary, files=tuple(files))
+    if figures:
         from proofpilot.edits.figures import dataset_view, load_dataset, make_figures
 
-        views = [dataset_view(summary_dict(summary), _sample_columns(per_neuron, samples))]
-        views += [load_dataset(Path(d)) for d in config.compare_dirs]
-        summary = replace(summary, files=summary.files + tuple(make_figures(views, out_dir / "figures")))
+        views = [dataset_view(summary_dict(summary), result.per_neuron)]
+        views += [load_dataset(Path(d)) for d in compare_dirs]
+        summary = replace(summary, files=summary.files + tuple(make_figures(views, out / "figures")))
     data = summary_dict(summary)
     data["files"] += ["summary.json", "summary.md"]
-    write_json(data, out_dir / "summary.json")
-    md = out_dir / "summary.md"
+    write_json(data, out / "summary.json")
+    md = out / "summary.md"
     md.write_text(render(data))
-    return replace(summary, files=(*summary.files, out_dir / "summary.json", md))
+    return replace(summary, files=(*summary.files, out / "summary.json", md))
 
 
-def run_edits(config: EditsConfig) -> EditSummary:
-    """Fetch (sampled neurons only, cached) and analyse one datastack's proofread neurons."""
-    from proofpilot.datastack.client import CaveConnection, ClientSettings
-    from proofpilot.datastack.ingest import Ingestion, IngestOptions, resolve_table
+def analyse(
+    per_neuron: pd.DataFrame,
+    membership: pd.DataFrame,
+    operations: pd.DataFrame | None,
+    pin: DataPin | dict,
+    population: np.ndarray,
+    samples: list[Sample],
+    config: EditsConfig,
+    n_table_rows: int | None = None,
+) -> EditSummary:
+    """`compute` then `write_edits` into `config.out_dir` (steps 3-4 of the module docstring)."""
+    if config.out_dir is None:
+        raise DataError("no output folder to write the edit analysis to")
+    prepare_out_dir(config.out_dir)
+    result = compute(per_neuron, membership, operations, pin, population, samples, config, n_table_rows)
+    return write_edits(result, config.out_dir, figures=config.figures, compare_dirs=config.compare_dirs)
 
-    prepare_out_dir(Path(config.out_dir))
-    table = resolve_table(config.datastack, config.table)
-    settings = ClientSettings(
-        datastack=config.datastack,
-        server_address=config.server_address,
-        version=config.version,
-        timestamp=config.timestamp,
-        auth_token=config.auth_token,
-        write_server_cache=config.write_server_cache,
-        max_retries=config.retries,
+
+def measure(config: EditsConfig) -> EditsResult:
+    """Fetch the sampled neurons' change logs from `config.source` (cached per the source) and compute."""
+    from proofpilot.datastack.client import CaveConnection
+    from proofpilot.datastack.ingest import Ingestion, resolve_table
+
+    source = config.source
+    table = resolve_table(source.datastack, source.table)
+    options = source.ingest_options(
+        workers=config.workers, batch_size=config.batch_size, progress=config.progress
     )
-    options = IngestOptions(
-        table=table,
-        cache_dir=config.cache_dir,
-        use_cache=config.use_cache,
-        workers=config.workers,
-        batch_size=config.batch_size,
-        progress=config.progress,
-    )
-    ingestion = Ingestion(CaveConnection(settings), options)
+    ingestion = Ingestion(CaveConnection(source.client_settings()), options)
     try:
         table_rows = ingestion.table_roots(table)
         population = population_root_ids(table_rows)
         samples = draw_samples(population, config.sample_sizes, config.seed, config.nested, config.full)
         needed = union_root_ids(samples)
         log.info("%d proofread neurons; fetching the logs of %d sampled ones", len(population), len(needed))
-        result = ingestion.run(table, needed.tolist())
+        fetched = ingestion.run(table, needed.tolist())
     finally:
         ingestion.close()
-    return analyse(
-        result.per_neuron,
-        result.membership,
-        result.operations,
-        result.pin,
+    return compute(
+        fetched.per_neuron,
+        fetched.membership,
+        fetched.operations,
+        fetched.pin,
         population,
         samples,
         config,
         n_table_rows=len(table_rows),
     )
+
+
+def run_edits(config: EditsConfig) -> EditSummary:
+    """Fetch (sampled neurons only, cached) and analyse one datastack's proofread neurons; write the files."""
+    if config.out_dir is None:
+        raise DataError("no output folder to write the edit analysis to")
+    prepare_out_dir(config.out_dir)  # a bad folder fails before anything is fetched
+    result = measure(config)
+    return write_edits(result, config.out_dir, figures=config.figures, compare_dirs=config.compare_dirs)
+
+
+def analyze(
+    client,
+    *,
+    table: str | None = None,
+    sample_sizes: tuple[int, ...] = (100, 500),
+    seed: int = 0,
+    full: bool = False,
+    nested: bool = False,
+    n_bootstrap: int = 1000,
+    ci_level: float = 0.95,
+    cost: CostBasis | None = None,
+    workers: int = 2,
+    batch_size: int = 50,
+    retries: int = 3,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+) -> EditsResult:
+    """Edit statistics of a sample of proofread neurons, read through your own `caveclient.CAVEclient`.
+
+    Pinned to the client's materialization version (the latest when it has none); the client itself is
+    not changed. Writes nothing (no response cache unless `cache_dir` is given); `write_edits(result,
+    out_dir)` writes the files `proofpilot edits` writes.
+
+    >>> import caveclient
+    >>> from proofpilot.datastack.embedded.server import start_server
+    >>> from proofpilot.edits import analyze
+    >>> with start_server("minnie65_synthetic") as server:
+    ...     client = caveclient.CAVEclient(
+    ...         "minnie65_synthetic", server_address=server.url, auth_token="local", write_server_cache=False
+    ...     )
+    ...     result = analyze(client, sample_sizes=(20,))
+    >>> sample = result.summary.samples[0]
+    >>> sample.n, sample.n_ok, result.summary.population["n_neurons"]
+    (20, 20, 2314)
+    >>> int(result.per_neuron["in_n20"].sum()), result.summary.out_dir is None
+    (20, True)
+    """
+    source = DataSource.from_client(
+        client, table=table, cache_dir=cache_dir, use_cache=cache_dir is not None, retries=retries
+    )
+    config = EditsConfig(
+        source=source, sample_sizes=tuple(sample_sizes), full=full, nested=nested, seed=seed,
+        n_bootstrap=n_bootstrap, ci_level=ci_level, cost=cost or CostBasis(), workers=workers,
+        batch_size=batch_size, progress=progress, figures=False,
+    )  # fmt: skip
+    return measure(config)

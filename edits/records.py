@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from proofpilot.core.errors import ConfigError
+from proofpilot.datastack.source import DataSource
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -143,33 +147,31 @@ class CostReport:
 
 @dataclass(frozen=True)
 class EditsConfig:
-    """Everything `run_edits` needs; one object from the CLI (or a test) to the library."""
+    """Everything `run_edits` needs; one object from the CLI (or a test) to the library.
 
-    datastack: str
-    out_dir: Path
+    `out_dir` None: nothing is written (`analyze`); `run_edits` needs one."""
+
+    source: DataSource
+    out_dir: Path | None = None
     sample_sizes: tuple[int, ...] = (100, 500)
     full: bool = False
     nested: bool = False
     seed: int = 0
     n_bootstrap: int = 1000
     ci_level: float = 0.95
-    server_address: str | None = None
-    version: int | None = None
-    table: str | None = None
-    timestamp: datetime | None = None  # pin to a cutoff instead of a materialization version
-    cache_dir: Path | None = None  # None: the ingestion layer's default cache
-    use_cache: bool = True
-    write_server_cache: bool = True  # caveclient's datastack→server map under ~/.cloudvolume
     workers: int = 2
     batch_size: int = 50  # roots per change-log call
-    retries: int = 3  # per CAVE call, on 429/5xx and timeouts (exponential backoff)
     progress: bool = True
     cost: CostBasis = field(default_factory=CostBasis)
     compare_dirs: tuple[Path, ...] = ()  # earlier `edits` outputs drawn next to this one in the figures
     figures: bool = True
-    auth_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.source, str):  # a bare datastack name
+            object.__setattr__(self, "source", DataSource(self.source))
+        if self.out_dir is not None:
+            object.__setattr__(self, "out_dir", Path(self.out_dir))
+        object.__setattr__(self, "sample_sizes", tuple(self.sample_sizes))
         if not self.sample_sizes and not self.full:
             raise ConfigError("give at least one --sample-sizes value or --full")
         if any(n < 2 for n in self.sample_sizes):
@@ -182,13 +184,15 @@ class EditsConfig:
             raise ConfigError(f"CI level must lie in (0.5, 1), got {self.ci_level}")
         if self.seed < 0:
             raise ConfigError(f"--seed must be non-negative, got {self.seed}")
-        if self.version is not None and self.timestamp is not None:
-            raise ConfigError("--version and --timestamp are mutually exclusive")
+
+    @property
+    def datastack(self) -> str:
+        return self.source.datastack
 
 
 @dataclass(frozen=True)
 class EditSummary:
-    """The result of `run_edits`: what was measured, from which data, and where it was written."""
+    """What was measured, from which data, and (once written) where its files are."""
 
     datastack: str
     version: int | None
@@ -197,5 +201,19 @@ class EditSummary:
     samples: tuple[SampleStats, ...]
     cost: CostReport
     config: EditsConfig
-    out_dir: Path
+    out_dir: Path | None = None  # None until written (`write_edits`)
     files: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class EditsResult:
+    """What `analyze` returns: the summary record and the rows it was computed from (nothing written).
+
+    `per_neuron` has one row per neuron of the table that was fetched, with an `in_<sample>` column per
+    sample; `operations` one row per distinct operation (None if not fetched); `membership` the
+    neuron-operation pairs."""
+
+    summary: EditSummary
+    per_neuron: pd.DataFrame
+    operations: pd.DataFrame | None
+    membership: pd.DataFrame

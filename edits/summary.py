@@ -224,7 +224,7 @@ def summary_dict(summary: EditSummary) -> dict:
         "validation": validation(summary.samples, cfg.nested),
         "seed_comparison": [c for s in summary.samples if (c := compare_with_seed(summary.datastack, s))],
         "cost": primary,
-        "files": [str(p.relative_to(summary.out_dir)) for p in summary.files],
+        "files": [str(p.relative_to(summary.out_dir) if summary.out_dir else p) for p in summary.files],
     }
 
 

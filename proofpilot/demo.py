@@ -23,6 +23,7 @@ from pathlib import Path
 from proofpilot.agent.serving import CpuServerConfig, VllmCpuServer, unavailable_reason
 from proofpilot.core.errors import ProofpilotError
 from proofpilot.datastack.embedded.server import start_server
+from proofpilot.datastack.source import DataSource
 from proofpilot.edits.analysis import run_edits
 from proofpilot.edits.records import EditsConfig
 from proofpilot.pilot.run import PilotConfig, run_pilot
@@ -50,13 +51,12 @@ def _edits(name: str, server_url: str, config: DemoConfig, out: Path) -> Path:
     edits_dir = out / f"edits-{name}"
     summary = run_edits(
         EditsConfig(
-            datastack=name,
+            source=DataSource(
+                name, server_address=server_url, cache_dir=out / "cache", write_server_cache=False
+            ),
             out_dir=edits_dir,
             sample_sizes=config.sample_sizes,
             seed=config.seed,
-            server_address=server_url,
-            cache_dir=out / "cache",
-            write_server_cache=False,
             progress=config.progress,
         )
     )
@@ -69,10 +69,9 @@ def _pilot(run_dir: Path, server_url: str, config: DemoConfig, **agent) -> Path:
     started = time.monotonic()
     result = run_pilot(
         PilotConfig(
-            datastack=PILOT_PROFILE,
+            source=DataSource(PILOT_PROFILE, server_address=server_url),
             run_dir=run_dir,
             neurons=config.neurons,
-            server_address=server_url,
             max_ops_per_neuron=config.max_ops_per_neuron,
             seed=config.seed,
             resume=(run_dir / "run.json").exists(),

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from proofpilot.cli.options import cave_fetch_options
-from proofpilot.core.errors import ConfigError
+from proofpilot.cli.options import cave_fetch_options, data_source_options, open_source
+from proofpilot.datastack.source import DataSource
 from proofpilot.edits.records import CostBasis, EditsConfig, EditSummary
 
 log = logging.getLogger(__name__)
@@ -70,28 +69,7 @@ def _echo_summary(summary: EditSummary) -> None:
 
 
 @click.command("edits")
-@click.option(
-    "--datastack", required=True, help="Datastack, e.g. minnie65_public, flywire_fafb_public, fafb_synthetic."
-)
-@click.option(
-    "--server-address", default=None, metavar="URL", help="CAVE server (default: caveclient's lookup)."
-)
-@click.option(
-    "--embedded",
-    is_flag=True,
-    help="Start the embedded CAVE server for the datastack (minnie65_synthetic or fafb_synthetic) "
-    "on 127.0.0.1 and read from it.",
-)
-@click.option(
-    "--version", "mat_version", type=int, default=None, help="Materialization version (default: latest)."
-)
-@click.option(
-    "--timestamp",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
-    default=None,
-    help="Pin to a UTC cutoff instead of a version.",
-)
-@click.option("--table", default=None, help="Proofread-neuron table (default: the datastack's known table).")
+@data_source_options(timeout_flag=None)
 @click.option(
     "--sample-sizes",
     cls=ManyValuesOption,
@@ -142,29 +120,11 @@ def _echo_summary(summary: EditSummary) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="An earlier `edits` output folder to draw next to this one in the figures (repeatable).",
 )
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Response cache (default: $PROOFPILOT_CACHE_DIR or ~/.cache/proofpilot); reruns reuse it.",
-)
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
-@click.option(
-    "--write-server-cache/--no-write-server-cache",
-    default=True,
-    show_default=True,
-    help="Let caveclient remember the datastack->server mapping under ~/.cloudvolume.",
-)
 @cave_fetch_options
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw figures/*.png.")
 def edits(
-    datastack: str,
-    server_address: str | None,
-    embedded: bool,
-    mat_version: int | None,
-    timestamp: datetime | None,
-    table: str | None,
+    source: DataSource,
     sample_sizes: tuple[int, ...],
     full: bool,
     nested: bool,
@@ -177,12 +137,8 @@ def edits(
     usd_per_gpu_hour: float,
     out_dir: Path,
     compare_dirs: tuple[Path, ...],
-    cache_dir: Path | None,
-    no_cache: bool,
-    write_server_cache: bool,
     workers: int,
     batch_size: int,
-    retries: int,
     progress: bool,
     figures: bool,
 ) -> None:
@@ -194,48 +150,20 @@ def edits(
     median, percentiles, merge share, heavy tail (p95, tail share, Gini, top-k) with bootstrap CIs and the
     finite-population correction; totals projected to the table on per-neuron sums (shared operations counted
     once per neuron, as the seed did) and deduplicated; the cost in node-hours, GPU-hours and dollars. Neurons
-    whose log cannot be fetched are reported as errors, never as 0 edits. The CAVE token comes from
-    PROOFPILOT_CAVE_TOKEN / CAVE_TOKEN or caveclient's secret file.
+    whose log cannot be fetched are reported as errors, never as 0 edits. An embedded profile
+    (minnie65_synthetic, fafb_synthetic) is served in-process unless --server-address is given. The CAVE
+    token comes from PROOFPILOT_CAVE_TOKEN / CAVE_TOKEN or caveclient's secret file.
     """
     from proofpilot.edits.analysis import run_edits
 
-    if embedded and server_address:
-        raise ConfigError("--embedded and --server-address are mutually exclusive")
     cost = CostBasis(
         t_merge_s=t_merge, t_split_s=t_split, gpus_per_node=gpus_per_node, usd_per_gpu_hour=usd_per_gpu_hour
     )
-    with contextlib.ExitStack() as stack:
-        if embedded:
-            from proofpilot.datastack.embedded.profiles import get_profile
-            from proofpilot.datastack.embedded.server import start_server
-
-            get_profile(datastack)  # ConfigError naming the profiles
-            server = stack.enter_context(start_server(datastack))
-            server_address = server.url
-            log.info("embedded CAVE server at %s", server_address)
-        config = EditsConfig(
-            datastack=datastack,
-            out_dir=out_dir,
-            sample_sizes=sample_sizes,
-            full=full,
-            nested=nested,
-            seed=seed,
-            n_bootstrap=n_bootstrap,
-            ci_level=ci_level,
-            server_address=server_address,
-            version=mat_version,
-            timestamp=timestamp,
-            table=table,
-            cache_dir=cache_dir,
-            use_cache=not no_cache,
-            write_server_cache=write_server_cache,
-            workers=workers,
-            batch_size=batch_size,
-            retries=retries,
-            progress=progress,
-            cost=cost,
-            compare_dirs=compare_dirs,
-            figures=figures,
-        )
-        summary = run_edits(config)
+    config = EditsConfig(
+        source=source, out_dir=out_dir, sample_sizes=sample_sizes, full=full, nested=nested, seed=seed,
+        n_bootstrap=n_bootstrap, ci_level=ci_level, workers=workers, batch_size=batch_size,
+        progress=progress, cost=cost, compare_dirs=compare_dirs, figures=figures,
+    )  # fmt: skip
+    with open_source(source) as resolved:
+        summary = run_edits(replace(config, source=resolved))
     _echo_summary(summary)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import click
 
+from proofpilot.cli.options import data_source_options
 from proofpilot.core.errors import DataError
+from proofpilot.datastack.source import DataSource
 from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, DEFAULT_OUTAGE_WAIT_S
 from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT
 from proofpilot.telemetry.projection import DEFAULT_USD_PER_GPU_HOUR
@@ -37,14 +39,7 @@ def _split_urls(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 
 
 @click.command("pilot")
-@click.option("--datastack", required=True, help="Datastack name, e.g. minnie65_public or fafb_synthetic.")
-@click.option(
-    "--server-address",
-    default=None,
-    metavar="URL",
-    help="CAVE server. Omitted for an embedded profile: an embedded server is started in-process.",
-)
-@click.option("--table", default=None, help="Proofread-neuron table (default: the datastack's known table).")
+@data_source_options(pin=False, fetch=False, timeout_flag=None)
 @click.option(
     "--neurons", type=int, required=True, help="Neurons to sample (seeded) from the proofread table."
 )
@@ -151,9 +146,7 @@ def _split_urls(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 )
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def pilot(
-    datastack: str,
-    server_address: str | None,
-    table: str | None,
+    source: DataSource,
     neurons: int,
     max_ops_per_neuron: int | None,
     llm_urls: tuple[str, ...],
@@ -186,14 +179,16 @@ def pilot(
     from proofpilot.pilot.run import PilotConfig, run_pilot
 
     config = PilotConfig(
-        datastack=datastack, run_dir=run_dir, neurons=neurons, llm_urls=llm_urls, model=model, agent=agent,
-        server_address=server_address, table=table, max_ops_per_neuron=max_ops_per_neuron,
+        source=source, run_dir=run_dir, neurons=neurons, llm_urls=llm_urls, model=model, agent=agent,
+        max_ops_per_neuron=max_ops_per_neuron,
         gpus_per_endpoint=gpus_per_endpoint, concurrency=concurrency, ray_address=ray_address,
         metrics_port=metrics_port, resume=resume, seed=seed, skeleton_layer=skeleton_layer,
         scrape_interval_s=scrape_interval, request_timeout_s=request_timeout_s, outage_wait_s=outage_wait_s,
         usd_per_gpu_hour=usd_per_gpu_hour, progress=progress, max_task_failures=max_task_failures,
     )  # fmt: skip
     result = run_pilot(config)
+    if result.embedded_server_url:
+        click.echo(f"embedded CAVE server for {source.datastack} was at {result.embedded_server_url}")
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())) or "none"
     click.echo(
         f"{result.n_stored} of {result.n_tasks} tasks have verdicts ({result.n_new} new this session: "

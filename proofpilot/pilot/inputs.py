@@ -7,19 +7,20 @@ same draw `proofpilot edits --sample-sizes N --seed S` makes), so the projection
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from proofpilot.core.errors import DataError
-from proofpilot.datastack.client import CaveConnection, ClientSettings
+from proofpilot.datastack.client import CaveConnection
 from proofpilot.datastack.embedded.distractors import EmbeddedDistractors
-from proofpilot.datastack.ingest import Ingestion, IngestOptions, IngestResult, resolve_table
+from proofpilot.datastack.ingest import Ingestion, IngestResult, resolve_table
 from proofpilot.datastack.records import Operation
+from proofpilot.datastack.source import DataSource
+from proofpilot.pilot.serve import is_embedded
 from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
 from proofpilot.tasks.distractors import DistractorSource
 from proofpilot.tasks.prepare import SkeletonCache, add_features
@@ -31,29 +32,6 @@ log = logging.getLogger(__name__)
 N_BOOTSTRAP = 1000
 
 
-def is_embedded(datastack: str) -> bool:
-    from proofpilot.datastack.embedded.profiles import PROFILES
-
-    return datastack in PROFILES
-
-
-@contextlib.contextmanager
-def datastack_server(datastack: str, server_address: str | None) -> Iterator[str | None]:
-    """The CAVE server address to use: the given one, or an embedded server started for the block when no
-    address is given and `datastack` is an embedded profile (None otherwise: caveclient's default)."""
-    if server_address or not is_embedded(datastack):
-        yield server_address
-        return
-    from proofpilot.datastack.embedded.server import start_server
-
-    server = start_server(datastack)
-    log.info("embedded datastack %s at %s", datastack, server.url)
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
 @dataclass(frozen=True)
 class PilotSample:
     """The neurons of a pilot and their ingested edit histories."""
@@ -63,17 +41,15 @@ class PilotSample:
     root_ids: tuple[int, ...]  # the sampled neurons, ascending
 
 
-def ingest_sample(
-    settings: ClientSettings, table: str | None, neurons: int, seed: int, progress: bool, use_cache: bool
-) -> PilotSample:
+def ingest_sample(source: DataSource, neurons: int, seed: int, progress: bool) -> PilotSample:
     """Draw `neurons` neurons at random (seeded) from the proofread table and ingest their histories.
 
     A sample larger than the table is a ConfigError before any change log is fetched."""
     from proofpilot.edits.sampling import draw_samples, population_root_ids
 
-    table = resolve_table(settings.datastack, table)
-    conn = CaveConnection(settings)
-    run = Ingestion(conn, IngestOptions(table=table, progress=progress, use_cache=use_cache))
+    table = resolve_table(source.datastack, source.table)
+    conn = CaveConnection(source.client_settings())
+    run = Ingestion(conn, source.ingest_options(progress=progress))
     try:
         population = population_root_ids(run.table_roots(table))
         sample = draw_samples(population, (neurons,), seed)[0]

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,16 @@ from proofpilot.agent.records import INVALID_ANSWER_REASONS, REQUEST_REASONS, TR
 from proofpilot.agent.schema import PROMPT_VERSION
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.vocab import AGENTS
-from proofpilot.datastack.client import ClientSettings, add_request_observer, remove_request_observer
+from proofpilot.datastack.client import add_request_observer, remove_request_observer
 from proofpilot.datastack.records import DataPin
+from proofpilot.datastack.source import DataSource
 from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, DEFAULT_OUTAGE_WAIT_S
 from proofpilot.orchestrator.ray_session import RayOptions, check_ray_address
 from proofpilot.orchestrator.run_records import read_run
 from proofpilot.orchestrator.stats import DecisionStatLogger
 from proofpilot.orchestrator.store import RunStore, StoreFullError, write_json_lines
 from proofpilot.pilot import inputs
+from proofpilot.pilot.serve import EMBEDDED_TOKEN, is_embedded, served
 from proofpilot.pilot.session import PilotSession, SessionOutcome, SessionSpec
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT, make_decision_logger
@@ -57,14 +59,12 @@ NOTHING_TO_DO = SessionOutcome(0, 0.0, 0.0, False, {}, None, None, ())  # a resu
 class PilotConfig:
     """Everything a pilot run needs (the CLI's options)."""
 
-    datastack: str
+    source: DataSource  # a bare datastack name is taken as DataSource(name)
     run_dir: Path
     neurons: int
     llm_urls: tuple[str, ...] = ()
     model: str | None = None
     agent: str = "llm"
-    server_address: str | None = None
-    table: str | None = None
     max_ops_per_neuron: int | None = None
     gpus_per_endpoint: int = 2
     concurrency: int = 64  # requests in flight per endpoint
@@ -80,9 +80,10 @@ class PilotConfig:
     max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # set a task aside after this many failures of its own
     usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR  # the $ basis of cost.json
     progress: bool = True
-    auth_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.source, str):
+            object.__setattr__(self, "source", DataSource(self.source))
         object.__setattr__(self, "run_dir", Path(self.run_dir))
         if self.agent not in AGENTS:
             raise ConfigError(f"agent must be one of {', '.join(AGENTS)}, got {self.agent!r}")
@@ -110,6 +111,10 @@ class PilotConfig:
         if not 0 <= self.usd_per_gpu_hour < float("inf"):
             raise ConfigError(f"--usd-per-gpu-hour must be >= 0, got {self.usd_per_gpu_hour}")
 
+    @property
+    def datastack(self) -> str:
+        return self.source.datastack
+
     def identity(self) -> dict[str, Any]:
         """What defines the run's tasks and the meaning of its verdicts; `resume` requires the same.
 
@@ -117,7 +122,7 @@ class PilotConfig:
         a restarted server on another port or more endpoints."""
         return {
             "datastack": self.datastack,
-            "table": self.table,
+            "table": self.source.table,
             "neurons": self.neurons,
             "max_ops_per_neuron": self.max_ops_per_neuron,
             "seed": self.seed,
@@ -148,6 +153,7 @@ class PilotResult:
     llm_errors: int = 0  # transport failures of this session (in llm_errors.jsonl; those tasks asked again)
     n_neurons: int = 0  # sampled neurons
     neurons_without_log: int = 0  # of them, those whose change log could not be read when the run started
+    embedded_server_url: str | None = None  # the embedded CAVE server started for this session, if any
 
     @property
     def complete(self) -> bool:
@@ -203,23 +209,20 @@ def _resume_tasks(run_dir: Path, tasks: list[DecisionTask]) -> list[DecisionTask
     return [t for t in tasks if t.task_id in stored]
 
 
-def _prepare(config: PilotConfig, server_url: str | None, pinned: DataPin | None):
+def _prepare(config: PilotConfig, source: DataSource, pinned: DataPin | None):
     """Sample and ingest the neurons, build the tasks; (sample, tasks, skeleton layer URL)."""
     from proofpilot.datastack.skeletons import skeleton_layer_url
 
-    embedded = inputs.is_embedded(config.datastack)
-    settings = ClientSettings(
-        datastack=config.datastack, server_address=server_url,
-        auth_token=config.auth_token or ("embedded" if embedded else None),
-        version=pinned.materialization_version if pinned else None, write_server_cache=not embedded,
-    )  # fmt: skip
-    sample = inputs.ingest_sample(
-        settings, config.table, config.neurons, config.seed, config.progress, use_cache=not embedded
-    )
+    if is_embedded(source.datastack):  # synthetic data: no response cache, never a user's real token
+        source = replace(source, auth_token=source.auth_token or EMBEDDED_TOKEN, use_cache=False,
+                         write_server_cache=False)  # fmt: skip
+    if pinned:
+        source = replace(source, version=pinned.materialization_version, timestamp=None)
+    sample = inputs.ingest_sample(source, config.neurons, config.seed, config.progress)
     tasks = inputs.build_tasks(sample, config.datastack, config.seed, config.max_ops_per_neuron)
     if config.resume:
         tasks = _resume_tasks(config.run_dir, tasks)
-    return sample, tasks, skeleton_layer_url(config.datastack, server_url, config.skeleton_layer)
+    return sample, tasks, skeleton_layer_url(config.datastack, source.server_address, config.skeleton_layer)
 
 
 def _session_spec(config: PilotConfig) -> SessionSpec:
@@ -252,8 +255,8 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
         logger.declare_llm_error_reasons(INVALID_ANSWER_REASONS + TRANSPORT_REASONS + REQUEST_REASONS)
         add_request_observer(logger.record_cave_request)  # every CAVE call of the ingestion, by route/status
         stack.callback(remove_request_observer, logger.record_cave_request)
-        server_url = stack.enter_context(inputs.datastack_server(config.datastack, config.server_address))
-        sample, tasks, layer_url = _prepare(config, server_url, pinned)
+        source = stack.enter_context(served(config.source))
+        sample, tasks, layer_url = _prepare(config, source, pinned)
         store = stack.enter_context(RunStore.open(config.run_dir, identity, config.resume))
         if store.session == 1:
             write_json_lines(config.run_dir / TASKS_NAME, (inputs.task_row(t) for t in tasks))
@@ -293,6 +296,7 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
             llm_errors=store.n_llm_errors,
             n_neurons=len(sample.root_ids),
             neurons_without_log=len(read_run(config.run_dir).neurons_without_log),
+            embedded_server_url=source.server_address if source is not config.source else None,
         )  # fmt: skip
         store.update_manifest(session={
             "ended": result.ended, "stored": store.n_appended, "llm_errors": store.n_llm_errors,

@@ -52,7 +52,7 @@ def _dead_url() -> str:
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad-input")
     stored = tmp / "stored-run"
-    config = PilotConfig(datastack="fafb_synthetic", run_dir=stored, neurons=20, max_ops_per_neuron=2,
+    config = PilotConfig(source="fafb_synthetic", run_dir=stored, neurons=20, max_ops_per_neuron=2,
                          llm_urls=("http://127.0.0.1:1/v1",), model="stub")  # fmt: skip
     with RunStore.open(stored, config.identity(), resume=False) as store:
         store.append([{"task_id": f"{i}:partner", "decision": "merge"} for i in range(3)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 
 import numpy as np
@@ -194,3 +195,20 @@ def test_cli_writes_parquet_and_pin(server, tmp_path):
     pin = DataPin(**json.loads((out / "pin.json").read_text()))
     assert pin.datastack == MOUSE and pin.table == ""  # the roots came from a file, not a table
     assert pin.materialization_version is not None
+
+
+def test_cli_on_an_embedded_name_starts_the_server(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing but --out is written
+    out = tmp_path / "D"
+    result = CliRunner().invoke(
+        ingest_command, ["--datastack", MOUSE, "--limit", "5", "--no-progress", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    url = re.search(rf"embedded CAVE server for {MOUSE} at (http://127\.0\.0\.1:\d+)", result.output)
+    assert url, result.output
+    pin = DataPin(**json.loads((out / "pin.json").read_text()))
+    assert pin.server_address.rstrip("/") == url.group(1) and pin.datastack == MOUSE
+    per = pd.read_parquet(out / "per_neuron.parquet")
+    assert len(per) == 5 and (per["status"] == "ok").all()
+    assert per["n_edits"].tolist() == truth_for(per["root_id"].to_numpy())["n_edits"].tolist()
+    assert {p.name for p in tmp_path.iterdir()} == {"D"}

@@ -11,6 +11,7 @@ import pytest
 from proofpilot.core.errors import DataError
 from proofpilot.datastack.embedded.profiles import get_profile
 from proofpilot.datastack.embedded.truth import membership_frame, per_neuron_frame
+from proofpilot.datastack.source import DataSource
 from proofpilot.edits.analysis import analyse
 from proofpilot.edits.figures import DPI, load_dataset
 from proofpilot.edits.records import EditsConfig
@@ -20,7 +21,9 @@ from proofpilot.edits.sampling import draw_samples, population_root_ids, union_r
 def run(profile: str, out, sizes, compare=(), full=False):
     per = per_neuron_frame(profile)
     population = population_root_ids(per["root_id"].to_numpy())
-    config = EditsConfig(datastack=profile, out_dir=out, sample_sizes=sizes, full=full, compare_dirs=compare)
+    config = EditsConfig(
+        source=DataSource(profile), out_dir=out, sample_sizes=sizes, full=full, compare_dirs=compare
+    )
     samples = draw_samples(population, sizes, 0, full=full)
     needed = union_root_ids(samples)
     p = get_profile(profile)

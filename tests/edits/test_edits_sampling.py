@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from proofpilot.core.errors import ConfigError, DataError
+from proofpilot.datastack.source import DataSource
 from proofpilot.edits.records import EditsConfig
 from proofpilot.edits.sampling import draw_samples, population_root_ids, union_root_ids
 
@@ -66,4 +67,4 @@ def test_population_drops_repeats_and_rejects_garbage():
 )
 def test_config_validation(tmp_path, kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        EditsConfig(datastack="x", out_dir=tmp_path, **kwargs)
+        EditsConfig(source=DataSource("x"), out_dir=tmp_path, **kwargs)

@@ -57,7 +57,7 @@ def _cluster_answers(address: str) -> bool:
 def test_a_pilot_runs_on_an_existing_cluster_and_leaves_it_up(ray_head, tmp_path):
     address, head = ray_head
     run_dir = tmp_path / "run"
-    config = PilotConfig(datastack="fafb_synthetic", run_dir=run_dir, neurons=5, max_ops_per_neuron=2,
+    config = PilotConfig(source="fafb_synthetic", run_dir=run_dir, neurons=5, max_ops_per_neuron=2,
                          agent="baseline", metrics_port=0, progress=False, ray_address=address)  # fmt: skip
     result = run_pilot(config)
     assert result.complete and result.n_new == result.n_tasks > 0
@@ -69,7 +69,7 @@ def test_a_pilot_runs_on_an_existing_cluster_and_leaves_it_up(ray_head, tmp_path
 
 
 def test_an_unreachable_cluster_is_one_clear_error(tmp_path):
-    config = PilotConfig(datastack="fafb_synthetic", run_dir=tmp_path / "run", neurons=2, agent="baseline",
+    config = PilotConfig(source="fafb_synthetic", run_dir=tmp_path / "run", neurons=2, agent="baseline",
                          metrics_port=0, progress=False, ray_address=f"127.0.0.1:{free_port()}")  # fmt: skip
     with pytest.raises(DataError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:") as caught:
         run_pilot(config)

@@ -256,7 +256,7 @@ def test_tasks_that_hit_an_llm_outage_are_asked_again_once_it_is_back(tmp_path, 
     run_dir = tmp_path / "run"
     logger = PrometheusDecisionLogger()
     with OutageLLM() as llm:
-        config = PilotConfig(datastack=FLY, run_dir=run_dir, neurons=5, max_ops_per_neuron=1,
+        config = PilotConfig(source=FLY, run_dir=run_dir, neurons=5, max_ops_per_neuron=1,
                              llm_urls=(llm.base_url,), model="fake", gpus_per_endpoint=1, concurrency=8,
                              metrics_port=0, progress=False, ray_temp_dir=ray_tmp,
                              outage_wait_s=2.0)  # fmt: skip
@@ -363,7 +363,7 @@ def test_malformed_model_output_is_counted_per_reason_and_the_run_completes(tmp_
     run_dir = tmp_path / "run"
     logger = PrometheusDecisionLogger()
     with faults.MalformedLLM() as llm:
-        config = PilotConfig(datastack=FLY, run_dir=run_dir, neurons=20, max_ops_per_neuron=2,
+        config = PilotConfig(source=FLY, run_dir=run_dir, neurons=20, max_ops_per_neuron=2,
                              llm_urls=(llm.base_url,), model="fake", gpus_per_endpoint=1, concurrency=8,
                              metrics_port=0, progress=False, ray_temp_dir=ray_tmp)  # fmt: skip
         result = run_pilot(config, logger)

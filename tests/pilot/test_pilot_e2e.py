@@ -161,7 +161,7 @@ def test_pilot_end_to_end_on_real_vllm(vllm_server, tmp_path, ray_tmp, prometheu
     prom = prometheus_factory({"proofpilot": [f"127.0.0.1:{metrics_port}"],
                                "vllm": [urlsplit(vllm_server.metrics_url).netloc]})  # fmt: skip
     config = PilotConfig(
-        datastack="fafb_synthetic", run_dir=run_dir, neurons=100, max_ops_per_neuron=1,
+        source="fafb_synthetic", run_dir=run_dir, neurons=100, max_ops_per_neuron=1,
         llm_urls=(vllm_server.base_url,), model=vllm_server.model, gpus_per_endpoint=1, concurrency=32,
         metrics_port=metrics_port, progress=False, scrape_interval_s=0.25, ray_temp_dir=ray_tmp,
     )  # fmt: skip
@@ -208,7 +208,7 @@ def test_pilot_end_to_end_on_real_vllm(vllm_server, tmp_path, ray_tmp, prometheu
 
 def test_baseline_pilot_needs_no_llm(tmp_path, ray_tmp):
     run_dir = tmp_path / "run"
-    config = PilotConfig(datastack="fafb_synthetic", run_dir=run_dir, neurons=10, max_ops_per_neuron=2,
+    config = PilotConfig(source="fafb_synthetic", run_dir=run_dir, neurons=10, max_ops_per_neuron=2,
                          agent="baseline", metrics_port=0, progress=False, ray_temp_dir=ray_tmp)  # fmt: skip
     result = run_pilot(config)
     n_tasks = assert_every_task_once(run_dir)
@@ -339,7 +339,7 @@ def _closed_port_url() -> str:
 def stored_run(tmp_path):
     """A run dir holding three stored verdicts of the `SLOW_RUN` config (written through the store)."""
     run_dir = tmp_path / "run"
-    config = PilotConfig(datastack="fafb_synthetic", run_dir=run_dir, neurons=20, max_ops_per_neuron=2,
+    config = PilotConfig(source="fafb_synthetic", run_dir=run_dir, neurons=20, max_ops_per_neuron=2,
                          llm_urls=("http://127.0.0.1:1/v1",), model="stub")  # fmt: skip
     with RunStore.open(run_dir, config.identity(), resume=False) as store:
         store.append([{"task_id": f"{i}:partner", "decision": "merge"} for i in range(3)])

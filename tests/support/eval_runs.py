@@ -191,6 +191,7 @@ def correct_rows(rows: list[Row]) -> list[Row]:
 def edits_outputs() -> tuple[Path, Path]:
     """(mouse-like, fly-like) `edits` output folders from the real stage on the embedded datastack."""
     from proofpilot.datastack.embedded.server import start_server
+    from proofpilot.datastack.source import DataSource
     from proofpilot.edits.analysis import run_edits
     from proofpilot.edits.records import EditsConfig
 
@@ -199,10 +200,10 @@ def edits_outputs() -> tuple[Path, Path]:
     out = []
     for datastack, n in (("minnie65_synthetic", 30), ("fafb_synthetic", 60)):
         with start_server(datastack) as server:
-            config = EditsConfig(
-                datastack=datastack, out_dir=root / datastack, sample_sizes=(n,), server_address=server.url,
-                cache_dir=root / "cache", write_server_cache=False, progress=False,
-            )  # fmt: skip
+            source = DataSource(
+                datastack, server_address=server.url, cache_dir=root / "cache", write_server_cache=False
+            )
+            config = EditsConfig(source=source, out_dir=root / datastack, sample_sizes=(n,), progress=False)
             run_edits(config)
         out.append(root / datastack)
     return out[0], out[1]

@@ -1,0 +1,57 @@
+"""The one place that starts an embedded CAVE server for a data source that names an embedded profile.
+
+`served(source)` yields the source to read: unchanged when it has a server address or names no embedded
+profile (caveclient's lookup then), else the same source on a server started in-process for the block. A
+started server gets a fresh port each time, so its responses are not cached (they could never be reused).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import replace
+
+from proofpilot.core.errors import ConfigError
+from proofpilot.datastack.source import DataSource
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_TOKEN = "embedded"  # the embedded server accepts any token; a user's real token never goes to it
+
+
+def is_embedded(datastack: str) -> bool:
+    from proofpilot.datastack.embedded.profiles import PROFILES
+
+    return datastack in PROFILES
+
+
+@contextlib.contextmanager
+def served(source: DataSource, *, require_embedded: bool = False) -> Iterator[DataSource]:
+    """The source to read for the block (see the module docstring).
+
+    `require_embedded`: the source must name an embedded profile (ConfigError naming the profiles) and must
+    not name a server."""
+    if require_embedded:
+        from proofpilot.datastack.embedded.profiles import get_profile
+
+        get_profile(source.datastack)  # ConfigError naming the profiles
+        if source.server_address:
+            raise ConfigError(
+                f"the embedded datastack {source.datastack} is served in-process; "
+                f"it cannot also be read from {source.server_address}"
+            )
+    if source.server_address or not is_embedded(source.datastack):
+        yield source
+        return
+    from proofpilot.datastack.embedded.server import start_server
+
+    with start_server(source.datastack) as server:
+        log.info("embedded CAVE server for %s at %s", source.datastack, server.url)
+        yield replace(
+            source,
+            server_address=server.url,
+            auth_token=source.auth_token or EMBEDDED_TOKEN,
+            write_server_cache=False,
+            use_cache=False,
+        )
