@@ -23,7 +23,9 @@ import openai
 
 from proofpilot.agent.records import AgentRequest, ClientStats, Verdict
 from proofpilot.agent.schema import InvalidAnswer, parse_answer, response_format
+from proofpilot.agent.transport import DEFAULT_MAX_RESPONSE_BYTES, BoundedTransport, ResponseTooLarge
 from proofpilot.core.errors import ConfigError, DataError
+from proofpilot.core.redact import redact, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ _CONTEXT_MARKERS = ("context length", "context_length", "max_model_len", "maximu
 
 def classify_api_error(exc: openai.APIError) -> str:
     """Map an OpenAI SDK error (after the SDK's own retries) to a bounded reason label."""
+    if isinstance(exc.__cause__, ResponseTooLarge):
+        return "response_too_large"
     if isinstance(exc, openai.APITimeoutError):
         return "timeout"
     if isinstance(exc, openai.APIConnectionError):
@@ -54,6 +58,13 @@ def classify_api_error(exc: openai.APIError) -> str:
     return "api_error"
 
 
+def describe_api_error(exc: openai.APIError) -> str:
+    """One line about an SDK error, with the transport's own reason (e.g. "deadline 3 s exceeded")."""
+    cause = exc.__cause__
+    text = f"{exc} ({cause})" if cause is not None and str(cause) else str(exc)
+    return " ".join(text.split())[:300]
+
+
 class AgentClient:
     """One OpenAI-compatible endpoint (vLLM on the CPU or the GPU node) serving one model."""
 
@@ -69,6 +80,7 @@ class AgentClient:
         max_tokens: int = MIN_MAX_TOKENS,
         temperature: float = 0.7,
         max_in_flight: int = 32,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"LLM URL must start with http:// or https://, got {base_url!r}")
@@ -76,15 +88,21 @@ class AgentClient:
             raise ConfigError(f"max_tokens must be at least {MIN_MAX_TOKENS} for a verdict, got {max_tokens}")
         if timeout_s <= 0 or max_retries < 0 or max_invalid_retries < 0 or max_in_flight < 1:
             raise ConfigError("timeout must be > 0, retries >= 0 and max_in_flight >= 1")
+        if max_response_bytes < 1:
+            raise ConfigError(f"max_response_bytes must be positive, got {max_response_bytes}")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.max_invalid_retries = max_invalid_retries
+        register_secret(api_key)  # a server that echoes the key in an error body never gets it logged
         self.stats = ClientStats()
         self._attempts: Counter[str] = Counter()
         self._in_flight = asyncio.Semaphore(max_in_flight)
-        http_client = openai.DefaultAsyncHttpxClient(event_hooks={"request": [self._count_attempt]})
+        http_client = openai.DefaultAsyncHttpxClient(
+            event_hooks={"request": [self._count_attempt]},
+            transport=BoundedTransport(timeout_s, max_response_bytes),  # deadline per attempt, size cap
+        )
         self._openai = openai.AsyncOpenAI(
             base_url=self.base_url,
             api_key=api_key,
@@ -184,7 +202,7 @@ class AgentClient:
                     )
                 except openai.APIError as exc:
                     error = classify_api_error(exc)
-                    log.debug("task %s: %s (%s)", request.task_id, error, exc)
+                    log.debug("task %s: %s (%s)", request.task_id, error, redact(describe_api_error(exc)))
                     break
                 answers += 1
                 self.stats.answers += 1
@@ -200,14 +218,16 @@ class AgentClient:
                 except (openai.APIError, AttributeError, TypeError, ValueError, IndexError) as exc:
                     self.stats.invalid_answers["invalid_response"] += 1
                     error = "invalid_response"
-                    log.debug("task %s: response is not a chat completion (%s)", request.task_id, exc)
+                    log.debug(
+                        "task %s: response is not a chat completion (%s)", request.task_id, redact(str(exc))
+                    )
                     continue
                 try:
                     decision, confidence = parse_answer(content, finish_reason, request.op_kind)
                 except InvalidAnswer as bad:
                     self.stats.invalid_answers[bad.reason] += 1
                     error = bad.reason
-                    log.debug("task %s: invalid answer (%s)", request.task_id, bad)
+                    log.debug("task %s: invalid answer (%s)", request.task_id, redact(str(bad)))
                     continue
                 error = None
                 break

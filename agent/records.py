@@ -4,8 +4,9 @@ Error reasons are short, bounded labels (safe as Prometheus label values):
 
 - invalid answers, retried up to the client's limit: `length`, `empty_answer`, `invalid_json`,
   `schema_mismatch`, `invalid_response` (a 200 whose body is not a chat completion);
-- transport failures, retried by the OpenAI SDK with backoff: `connection`, `timeout`, `server_error`,
-  `rate_limited` (a pilot never stores them as a verdict: it asks the task again once the server answers);
+- transport failures, retried by the OpenAI SDK with backoff: `connection`, `timeout` (also an attempt past
+  its overall deadline), `server_error`, `rate_limited`, `response_too_large` (a body over the size cap)
+  (a pilot never stores them as a verdict: it asks the task again once the server answers);
 - request errors, never retried: `context_length` (prompt over the model's context), `bad_request`,
   `unknown_model`, `api_error` (any other HTTP status), `client_error` (a bug on our side; logged).
 """
@@ -19,7 +20,7 @@ from typing import Any
 from proofpilot.agent.schema import OpKind
 
 INVALID_ANSWER_REASONS = ("length", "empty_answer", "invalid_json", "schema_mismatch", "invalid_response")
-TRANSPORT_REASONS = ("connection", "timeout", "server_error", "rate_limited")
+TRANSPORT_REASONS = ("connection", "timeout", "server_error", "rate_limited", "response_too_large")
 REQUEST_REASONS = ("context_length", "bad_request", "unknown_model", "api_error", "client_error")
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +27,16 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from proofpilot.core.errors import ConfigError, DataError
+from proofpilot.core.redact import redact, register_secret
 from proofpilot.datastack.records import DataPin
+from proofpilot.datastack.transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    AttemptClock,
+    TransportLimit,
+    attempt_started,
+    mark_attempt,
+    read_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +61,8 @@ class ClientSettings:
     backoff_factor: float = 0.5
     backoff_max_s: float = 30.0
     construct_deadline_s: float = 180.0
+    deadline_s: float | None = None  # overall bound of one HTTP attempt incl. its body; None = read_timeout_s
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
         if self.version is not None and self.timestamp is not None:
@@ -100,17 +112,31 @@ def endpoint_name(url: str) -> str:
 
 
 class TimeoutRetryAdapter(HTTPAdapter):
-    """An HTTPAdapter that applies a default timeout to every request that does not set one, and reports each
-    request to the registered observers (telemetry)."""
+    """An HTTPAdapter with a default timeout for every request that sets none, an overall deadline per attempt
+    and a body size cap (transport.read_body); it reports each request to the observers (telemetry)."""
 
-    def __init__(self, timeout: tuple[float, float], retry: Retry, pool_maxsize: int = 10) -> None:
+    def __init__(
+        self,
+        timeout: tuple[float, float],
+        retry: Retry,
+        pool_maxsize: int = 10,
+        deadline_s: float | None = None,
+        max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
         self._timeout = timeout
+        self._deadline_s = timeout[1] if deadline_s is None else deadline_s
+        self._max_bytes = max_bytes
         super().__init__(max_retries=retry, pool_maxsize=pool_maxsize)
 
-    def send(self, request, timeout=None, **kwargs):  # type: ignore[override]
+    def send(self, request, stream=False, timeout=None, **kwargs):  # type: ignore[override]
         status = "error"
+        started = time.monotonic()
+        mark_attempt()
         try:
-            response = super().send(request, timeout=self._timeout if timeout is None else timeout, **kwargs)
+            timeout = self._timeout if timeout is None else timeout
+            response = super().send(request, stream=True, timeout=timeout, **kwargs)
+            deadline = attempt_started(started) + self._deadline_s
+            read_body(response, deadline, self._deadline_s, self._max_bytes)
             status = str(response.status_code)
             return response
         finally:
@@ -119,7 +145,7 @@ class TimeoutRetryAdapter(HTTPAdapter):
 
 
 def make_retry(settings: ClientSettings) -> Retry:
-    return Retry(
+    return AttemptClock(
         total=settings.max_retries,
         backoff_factor=settings.backoff_factor,
         backoff_max=settings.backoff_max_s,
@@ -132,14 +158,21 @@ def make_retry(settings: ClientSettings) -> Retry:
 
 def harden_session(session: requests.Session, settings: ClientSettings) -> None:
     """Mount the timeout + retry adapter on one caveclient subclient session."""
-    adapter = TimeoutRetryAdapter((settings.connect_timeout_s, settings.read_timeout_s), make_retry(settings))
+    adapter = TimeoutRetryAdapter(
+        (settings.connect_timeout_s, settings.read_timeout_s),
+        make_retry(settings),
+        deadline_s=settings.deadline_s,
+        max_bytes=settings.max_response_bytes,
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
 
 
 def describe_failure(exc: BaseException) -> str:
-    """A one-line reason for an error row (never contains headers, hence never the token)."""
-    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+    """A one-line reason for an error row; server-supplied text is redacted (a proxy may echo the token)."""
+    if isinstance(exc, TransportLimit):
+        text = str(exc)
+    elif isinstance(exc, requests.HTTPError) and exc.response is not None:
         text = f"HTTP {exc.response.status_code} {exc.response.reason}: {_server_message(exc.response)}"
     elif isinstance(exc, requests.Timeout):
         text = f"timeout: {exc}"
@@ -149,17 +182,18 @@ def describe_failure(exc: BaseException) -> str:
         text = f"malformed response: {type(exc).__name__}: {exc}"
     else:
         text = f"{type(exc).__name__}: {exc}"
-    return " ".join(text.split())[:300]
+    return redact(" ".join(text.split()))[:300]
 
 
 def _server_message(response: requests.Response) -> str:
+    """The server's own words about a failure (redacted: some proxies quote the request's token)."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200]
+        return redact(response.text)[:200]
     if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return str(body)[:200]
+        return redact(str(body["message"]))
+    return redact(str(body))[:200]
 
 
 def _run_with_deadline(fn, deadline_s: float, what: str):
@@ -182,11 +216,20 @@ def _run_with_deadline(fn, deadline_s: float, what: str):
     return box["value"]
 
 
+def _bounded_get(url: str, settings: ClientSettings) -> requests.Response:
+    """One GET without retries, under the same deadline and size cap as the hardened sessions."""
+    deadline_s = settings.deadline_s or settings.read_timeout_s
+    started = time.monotonic()
+    response = requests.get(url, timeout=(settings.connect_timeout_s, settings.read_timeout_s), stream=True)
+    read_body(response, started + deadline_s, deadline_s, settings.max_response_bytes)
+    return response
+
+
 def _probe(server_address: str, settings: ClientSettings) -> None:
     """One request without retries so that a wrong or dead address fails at once."""
     url = f"{server_address.rstrip('/')}/info/version"
     try:
-        requests.get(url, timeout=(settings.connect_timeout_s, settings.read_timeout_s))
+        _bounded_get(url, settings)
     except requests.ConnectionError as exc:
         reason = "connection refused" if "refused" in str(exc).lower() else describe_failure(exc)
         raise DataError(f"cannot reach CAVE server {server_address}: {reason}") from None
@@ -196,9 +239,7 @@ def _probe(server_address: str, settings: ClientSettings) -> None:
 
 def _known_datastacks(server_address: str, settings: ClientSettings) -> list[str] | None:
     try:
-        r = requests.get(
-            f"{server_address.rstrip('/')}/info/api/v2/datastacks", timeout=settings.connect_timeout_s
-        )
+        r = _bounded_get(f"{server_address.rstrip('/')}/info/api/v2/datastacks", settings)
         r.raise_for_status()
         names = r.json()
         return sorted(str(n) for n in names) if isinstance(names, list) else None
@@ -214,6 +255,7 @@ class CaveConnection:
 
         self.settings = settings
         self._token = resolve_token(settings.auth_token)
+        register_secret(self._token)
         address = settings.server_address
         if address is not None:
             _probe(address, settings)

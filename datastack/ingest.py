@@ -26,6 +26,7 @@ import requests
 from tqdm.auto import tqdm
 
 from proofpilot.core.errors import ConfigError, DataError
+from proofpilot.core.redact import known_secrets, redact
 from proofpilot.datastack.bank import build_bank, build_membership, unique_pairs
 from proofpilot.datastack.cache import ResponseCache, default_cache_dir
 from proofpilot.datastack.changelog import (
@@ -204,6 +205,8 @@ def _per_neuron_frame(roots: list[int], rows: LogRows, errors: dict[int, str]) -
     n_edits = np.bincount(pos, minlength=len(roots)).astype(np.int64)
     n_merges = np.bincount(pos, weights=rows.is_merge, minlength=len(roots)).astype(np.int64)
     failed = np.fromiter((r in errors for r in roots), dtype=bool, count=len(roots))
+    secrets = known_secrets()  # reasons quote servers; describe_failure redacts, this is the second guard
+    errors = {r: redact(why, secrets) for r, why in errors.items()}
     frame = pd.DataFrame(
         {
             "root_id": roots_arr,

@@ -1,5 +1,6 @@
 """Fault injection for the embedded CAVE server: errors, added latency, held requests (timeouts), malformed
-bodies.
+bodies, bodies dripped a byte at a time, oversized bodies, and error bodies that echo the request's token (as
+some proxies do).
 
 Decisions are deterministic given the seed: a request's fault is a hash of (seed, route, request content,
 attempt number of that same request), so a run with one client sees the same faults every time, and retries of
@@ -34,6 +35,9 @@ class FaultConfig:
     )
     sticky: bool = False  # the same request gets the same fault on every attempt
     include_bootstrap: bool = False  # also apply to /info, version and metadata routes
+    echo_token: bool = False  # error bodies quote the request's Authorization header and token
+    drip_s: float = 0.0  # > 0: every affected answer's body is sent one byte per `drip_s` seconds
+    oversize_bytes: int = 0  # > 0: every affected answer is a 200 body of this many bytes, no Content-Length
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "timeout_rate", "malformed_rate"):
@@ -44,18 +48,29 @@ class FaultConfig:
             raise ConfigError("error_rate + timeout_rate + malformed_rate must not exceed 1")
         if self.latency_s < 0 or not 0 <= self.timeout_hold_s <= 600:
             raise ConfigError("latency_s must be >= 0 and timeout_hold_s within [0, 600] s")
+        if self.drip_s < 0 or self.oversize_bytes < 0:
+            raise ConfigError("drip_s and oversize_bytes must be >= 0")
         if not 400 <= self.error_status <= 599:
             raise ConfigError(f"error_status must be an HTTP error status, got {self.error_status}")
 
     @property
     def active(self) -> bool:
-        return bool(self.error_rate or self.latency_s or self.timeout_rate or self.malformed_rate)
+        return bool(
+            self.error_rate
+            or self.latency_s
+            or self.timeout_rate
+            or self.malformed_rate
+            or self.drip_s
+            or self.oversize_bytes
+        )
 
 
 @dataclass(frozen=True)
 class FaultDecision:
     kind: FaultKind
     latency_s: float
+    drip_s: float = 0.0  # send the body a byte at a time, this many seconds apart
+    oversize_bytes: int = 0  # answer with this many bytes instead
 
 
 NO_FAULT = FaultDecision("none", 0.0)
@@ -90,7 +105,11 @@ class FaultInjector:
             kind = "timeout"
         elif u < cfg.error_rate + cfg.timeout_rate + cfg.malformed_rate:
             kind = "malformed"
-        if kind != "none":
-            with self._lock:
+        with self._lock:
+            if kind != "none":
                 self.injected[kind] += 1
-        return FaultDecision(kind, cfg.latency_s)
+            if cfg.drip_s:
+                self.injected["drip"] += 1
+            if cfg.oversize_bytes:
+                self.injected["oversize"] += 1
+        return FaultDecision(kind, cfg.latency_s, cfg.drip_s, cfg.oversize_bytes)

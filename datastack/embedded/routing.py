@@ -37,6 +37,8 @@ class Response:
     body: bytes
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    drip_s: float = 0.0  # fault: send the body one byte per drip_s seconds
+    stream_bytes: int = 0  # fault: instead of `body`, this many filler bytes, without a Content-Length
 
 
 class HttpError(Exception):

@@ -96,7 +96,16 @@ class CaveApp:
             return HttpError(504, "upstream request timed out (injected fault)").response()
         if decision.kind == "error":
             status = self.injector.config.error_status
-            return HttpError(status, f"internal server error on {route.name} (injected fault)").response()
+            message = (
+                f"internal server error on {route.name} (injected fault)"
+                if status >= 500
+                else (f"request rejected on {route.name} (injected fault)")
+            )
+            if self.injector.config.echo_token:
+                message += _echo_credentials(req)
+            return HttpError(status, message).response()
+        if decision.oversize_bytes:
+            return Response(200, b"", stream_bytes=decision.oversize_bytes)
         try:
             response = route.handler(self.ctx, req, **groups)
         except HttpError as exc:
@@ -107,7 +116,20 @@ class CaveApp:
         if decision.kind == "malformed":
             body = _MALFORMED_ARROW if response.content_type == "data.arrow" else _MALFORMED_JSON
             return Response(200, body, content_type=response.content_type)
+        response.drip_s = decision.drip_s
         return response
+
+
+def _echo_credentials(req: Request) -> str:
+    """What a careless proxy quotes back: the Authorization header, the bare token, any token parameter."""
+    auth = req.headers.get("authorization", "")
+    token = auth.split(None, 1)[1] if " " in auth else auth
+    cookie = req.headers.get("cookie", "")
+    param = req.query.get("middle_auth_token", "")
+    return (
+        f"; credentials {token} not accepted (Authorization: {auth}; cookie: {cookie}; "
+        f"url: {req.path}?middle_auth_token={param or token}&token={token})"
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -136,13 +158,35 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(response.body)))
+            if response.stream_bytes:
+                self.send_header("Connection", "close")  # the body ends when the connection does
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", str(len(response.body)))
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(response.body)
+            self._write_body(response)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. its own deadline)
             self.close_connection = True
+
+    def _write_body(self, response: Response) -> None:
+        stopping = self.server.app.stopping
+        if response.stream_bytes:
+            filler = b" " * 2**20
+            left = response.stream_bytes
+            while left > 0 and not stopping.is_set():
+                self.wfile.write(filler[: min(left, len(filler))])
+                left -= len(filler)
+        elif response.drip_s:
+            for i in range(len(response.body)):
+                if stopping.wait(response.drip_s):
+                    self.close_connection = True
+                    return
+                self.wfile.write(response.body[i : i + 1])
+                self.wfile.flush()
+        else:
+            self.wfile.write(response.body)
 
     def log_message(self, format: str, *args: object) -> None:  # request lines only, never headers/tokens
         logger.debug("%s " + format, self.client_address[0], *args)

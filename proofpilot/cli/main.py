@@ -13,6 +13,7 @@ import sys
 import click
 
 from proofpilot.core.errors import ProofpilotError
+from proofpilot.core.redact import install_log_filter, redact
 
 # command name -> "module:attribute" of a click command or group
 _COMMANDS: dict[str, str] = {
@@ -62,6 +63,7 @@ def cli(verbose: int) -> None:
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_filter()  # last line of defence: no secret reaches a log handler, whatever the source
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,17 +74,17 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("proofpilot: interrupted", err=True)
         return 130
     except click.ClickException as exc:
-        click.echo(f"proofpilot: error: {exc.format_message()}", err=True)
+        click.echo(redact(f"proofpilot: error: {exc.format_message()}"), err=True)
         return exc.exit_code
     except ProofpilotError as exc:
-        click.echo(f"proofpilot: error: {exc}", err=True)
+        click.echo(redact(f"proofpilot: error: {exc}"), err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("proofpilot: interrupted", err=True)
         return 130
     except Exception as exc:  # last resort: still one line, details only in debug logs
         logging.getLogger("proofpilot").debug("unhandled error", exc_info=True)
-        click.echo(f"proofpilot: error: {type(exc).__name__}: {exc}".splitlines()[0], err=True)
+        click.echo(redact(f"proofpilot: error: {type(exc).__name__}: {exc}".splitlines()[0]), err=True)
         return 1
     return 0
 

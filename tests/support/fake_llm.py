@@ -6,7 +6,9 @@ It misbehaves on purpose. The behaviour for a request is chosen by the prefix of
 good: a schema-valid verdict | brokenjson: truncated JSON | offschema: JSON outside the schema |
 length: finish_reason "length" | empty: empty content | flaky: broken JSON on the first attempt, then
 good | garbage: HTTP 200 with a non-JSON body | err500: HTTP 500 | rl429: HTTP 429 | ctx400: vLLM's
-over-context 400 | bad400: another 400 | slow: answers after 2 s.
+over-context 400 | bad400: another 400 | slow: answers after 2 s | drip: a good answer sent one byte per
+0.5 s | huge: a 200 body of `huge_bytes` bytes without a Content-Length | echo401: HTTP 401 whose message
+quotes the request's Authorization header (as some proxies do).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class FakeLLM:
         self.models = models
         self.calls: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
+        self.huge_bytes = 256 * 2**20
+        self.sent_bytes: Counter[str] = Counter()  # per task: body bytes the `huge` behaviour got out
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -137,6 +141,47 @@ class FakeLLM:
                     self._send(404, {}, json.dumps(_error(404, message, "NotFoundError")).encode())
                     return
                 task_id = unquote(self.headers.get("X-Proofpilot-Task-Id", "good-anon"))
+                behaviour = task_id.split("-", 1)[0]
+                if behaviour in ("drip", "huge", "echo401"):
+                    with fake._lock:
+                        fake.calls[task_id] += 1
+                    getattr(self, f"_{behaviour}")(task_id)
+                    return
                 self._send(*fake.answer(task_id, body))
+
+            def _echo401(self, task_id: str) -> None:
+                auth = self.headers.get("Authorization", "")
+                message = f"invalid credentials: {auth} (key {auth.split()[-1] if auth else ''})"
+                self._send(401, {}, json.dumps(_error(401, message, "AuthenticationError")).encode())
+
+            def _drip(self, task_id: str) -> None:
+                payload = json.dumps(_completion('{"decision": "merge", "confidence": 0.5}')).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                try:
+                    for i in range(len(payload)):
+                        time.sleep(0.5)
+                        self.wfile.write(payload[i : i + 1])
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
+            def _huge(self, task_id: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                filler, left = b" " * 2**20, fake.huge_bytes
+                try:
+                    while left > 0:
+                        self.wfile.write(filler)
+                        left -= len(filler)
+                        with fake._lock:
+                            fake.sent_bytes[task_id] += len(filler)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
 
         return Handler
