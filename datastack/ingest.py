@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import requests
 from tqdm.auto import tqdm
 
 from proofpilot.core.errors import ConfigError, DataError
+from proofpilot.core.parquet import write_parquet
 from proofpilot.core.redact import known_secrets, redact
 from proofpilot.datastack.bank import build_bank, build_membership, unique_pairs
 from proofpilot.datastack.cache import ResponseCache, default_cache_dir
@@ -412,15 +411,6 @@ def ingest(settings: ClientSettings, options: IngestOptions | None = None) -> In
         run.close()
 
 
-def _parquet(frame: pd.DataFrame, path: Path, pin: DataPin) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[b"proofpilot.pin"] = json.dumps(pin.to_dict()).encode()
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(table.replace_schema_metadata(meta), tmp)
-    os.replace(tmp, path)
-
-
 def write_result(result: IngestResult, out_dir: str | os.PathLike) -> dict[str, Path]:
     """per_neuron/operations/membership.parquet (pin in each file's metadata), pin.json and summary.json."""
     out = Path(out_dir)
@@ -430,7 +420,7 @@ def write_result(result: IngestResult, out_dir: str | os.PathLike) -> dict[str, 
         raise DataError(f"cannot create output folder {out}: {exc.strerror}") from None
     paths = {name: out / f"{name}.parquet" for name in ("per_neuron", "operations", "membership")}
     for name, path in paths.items():
-        _parquet(getattr(result, name), path, result.pin)
+        write_parquet(getattr(result, name), path, result.pin.to_dict())
     paths["pin"] = out / "pin.json"
     paths["pin"].write_text(json.dumps(result.pin.to_dict(), indent=2) + "\n")
     paths["summary"] = out / "summary.json"

@@ -13,7 +13,6 @@ summary.md.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -22,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from proofpilot.core.errors import DataError
+from proofpilot.core.parquet import write_parquet
 from proofpilot.datastack.records import DataPin
 from proofpilot.datastack.source import DataSource
 from proofpilot.edits.cost import dedup_cost, sample_cost, sensitivity
@@ -44,17 +42,6 @@ def prepare_out_dir(out_dir: Path) -> Path:
     except OSError as exc:
         raise DataError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
     return out_dir
-
-
-def write_parquet(frame: pd.DataFrame, path: Path, pin: dict) -> Path:
-    """Parquet with the data pin in the file's metadata, written atomically."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[b"proofpilot.pin"] = json.dumps(pin).encode()
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(table.replace_schema_metadata(meta), tmp)
-    os.replace(tmp, path)
-    return path
 
 
 def _rows_for(per_neuron: pd.DataFrame, roots: np.ndarray) -> pd.DataFrame:

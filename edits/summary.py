@@ -10,11 +10,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from proofpilot.core.atomic import write_text_atomic
 from proofpilot.core.records import from_json, read_json_object
 from proofpilot.datastack.records import DataPin
 from proofpilot.edits.cost import SENSITIVITY_SECONDS
@@ -230,10 +230,7 @@ def summary_dict(summary: EditSummary) -> dict:
 
 def write_json(data: dict, path: Path) -> Path:
     """Write atomically (a crash never leaves half a file over a good one)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 # -- the typed reader ---------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from proofpilot.core.atomic import write_text_atomic
 from proofpilot.core.errors import ConfigError
+from proofpilot.core.parquet import write_parquet
 from proofpilot.core.records import from_json, read_json_object
 from proofpilot.core.vocab import OP_KINDS, ROLE_LABEL, ROLES_OF_OP
 from proofpilot.edits.records import Estimate
@@ -409,15 +410,11 @@ def write_eval(report: EvalReport, rows: pd.DataFrame, out_dir: Path) -> tuple[P
     out_dir.mkdir(parents=True, exist_ok=True)
     rows_path = out_dir / "eval_rows.parquet"
     keep = [c for c in ROW_COLUMNS if c in rows.columns]
-    tmp = rows_path.with_suffix(".parquet.tmp")
-    rows[keep].to_parquet(tmp, index=False)
-    os.replace(tmp, rows_path)
+    write_parquet(rows[keep], rows_path)
     data = report.to_dict()
     data["files"] = {"rows": rows_path.name}
     json_path = out_dir / EVAL_NAME
-    tmp = json_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=False, default=_json_default) + "\n")
-    os.replace(tmp, json_path)
+    write_text_atomic(json_path, json.dumps(data, indent=1, allow_nan=False, default=_json_default) + "\n")
     return json_path, rows_path
 
 

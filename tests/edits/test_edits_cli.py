@@ -164,13 +164,14 @@ def test_unknown_embedded_profile_is_one_line(tmp_path, capsys):
 def small_summary(server, tmp_path_factory):
     """(EditSummary, output folder) of one small run without figures."""
     from proofpilot.edits.analysis import run_edits
+    from proofpilot.datastack.source import DataSource
     from proofpilot.edits.records import EditsConfig
 
     root = tmp_path_factory.mktemp("edits-small")
+    source = DataSource(MOUSE, server_address=server.url, cache_dir=root / "cache", write_server_cache=False)
     config = EditsConfig(
-        datastack=MOUSE, out_dir=root / "out", sample_sizes=(20, 30), server_address=server.url,
-        cache_dir=root / "cache", write_server_cache=False, progress=False, figures=False,
-    )  # fmt: skip
+        source=source, out_dir=root / "out", sample_sizes=(20, 30), progress=False, figures=False
+    )
     return run_edits(config), root / "out"
 
 
