@@ -163,8 +163,8 @@ def test_unknown_embedded_profile_is_one_line(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def small_summary(server, tmp_path_factory):
     """(EditSummary, output folder) of one small run without figures."""
-    from proofpilot.edits.analysis import run_edits
     from proofpilot.datastack.source import DataSource
+    from proofpilot.edits.analysis import run_edits
     from proofpilot.edits.records import EditsConfig
 
     root = tmp_path_factory.mktemp("edits-small")
