@@ -41,7 +41,10 @@ class MalformedLog(ValueError):
 
 def raw_log_fetcher(chunkedgraph) -> FetchRaw:
     """roots → {root: inner change-log JSON string}, with caveclient's request for get_tabular_change_log."""
+    # lazy: caveclient takes seconds to import; only CAVE calls need it
     from caveclient.base import handle_response
+
+    # lazy: caveclient takes seconds to import; only CAVE calls need it
     from caveclient.endpoints import chunkedgraph_endpoints_v1
 
     url = chunkedgraph_endpoints_v1["tabular_change_log"].format_map(chunkedgraph.default_url_mapping)

@@ -167,6 +167,7 @@ class CaveConnection:
     """A CAVEclient pinned to one materialization version (or cutoff), with hardened sessions."""
 
     def __init__(self, settings: ClientSettings) -> None:
+        # lazy: caveclient takes seconds to import; only CAVE calls need it
         import caveclient
 
         self.settings = settings
@@ -297,6 +298,7 @@ class CaveConnection:
         return tuple(float(v) for v in res)  # type: ignore[return-value]
 
     def pin(self, table: str) -> DataPin:
+        # lazy: caveclient takes seconds to import; only CAVE calls need it
         import caveclient
 
         ts = self.pin_timestamp
@@ -312,6 +314,7 @@ class CaveConnection:
 
     def new_worker_client(self):
         """A separate CAVEclient for one worker thread (caveclient sessions are not meant to be shared)."""
+        # lazy: caveclient takes seconds to import; only CAVE calls need it
         import caveclient
 
         info = {self.datastack: self._datastack_info}

@@ -33,7 +33,10 @@ FetchDetails = Callable[[list[int]], bytes]
 
 def raw_details_fetcher(chunkedgraph) -> FetchDetails:
     """operation ids → raw JSON body of caveclient's get_operation_details request."""
+    # lazy: caveclient takes seconds to import; only CAVE calls need it
     from caveclient.base import handle_response
+
+    # lazy: caveclient takes seconds to import; only CAVE calls need it
     from caveclient.endpoints import chunkedgraph_endpoints_v1
 
     url = chunkedgraph_endpoints_v1["operation_details"].format_map(chunkedgraph.default_url_mapping)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
+import requests
 
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.datastack.client import is_local
@@ -54,7 +55,6 @@ def skeleton_layer_url(
 
 def _info_from_server(server_url: str, datastack: str, timeout_s: float) -> dict:
     """The datastack info as CAVE's info service serves it (the same route caveclient reads)."""
-    import requests
 
     url = f"{server_url.rstrip('/')}/info/api/v2/datastack/full/{datastack}"
     try:
@@ -91,7 +91,10 @@ def to_tree_neuron(skeleton, root_id: int) -> navis.TreeNeuron:
 
     Edges that already form a child→parent forest (as the embedded layer writes them) become the node table
     directly (~4× faster); anything else goes through `navis.edges2neuron`, which orients and de-cycles."""
+    # lazy: navis takes seconds to import; only skeleton conversion needs it
     import navis
+
+    # lazy: pandas is only needed on this path
     import pandas as pd
 
     vertices = np.asarray(skeleton.vertices, dtype=np.float64)
@@ -138,7 +141,6 @@ def _parent_array(edges: np.ndarray, n: int) -> np.ndarray | None:
 def _preflight(layer_url: str, timeout_s: float) -> None:
     """Fail fast with one line on an HTTP layer that is down (cloud-files would retry for ~15 s, and has no
     timeout of its own)."""
-    import requests
 
     base = layer_url.removeprefix("precomputed://")
     if not base.startswith(("http://", "https://")):
@@ -155,7 +157,10 @@ def _preflight(layer_url: str, timeout_s: float) -> None:
 
 
 def _read(layer_url: str, ids: list[int], parallel: int, timeout_s: float) -> dict:
+    # lazy: cloud-volume takes seconds to import; only layer reads need it
     from cloudvolume import CloudVolume
+
+    # lazy: cloud-volume takes seconds to import; only layer reads need it
     from cloudvolume.exceptions import SkeletonDecodeError
 
     _preflight(layer_url, timeout_s)

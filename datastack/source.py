@@ -64,6 +64,7 @@ class DataSource:
 
     def ingest_options(self, **options: object):
         """`IngestOptions` reading this source's table through its response cache (`options`: the rest)."""
+        # lazy: datastack.ingest imports this module
         from proofpilot.datastack.ingest import IngestOptions
 
         return IngestOptions(

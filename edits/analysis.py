@@ -24,6 +24,8 @@ import pandas as pd
 
 from proofpilot.core.errors import DataError
 from proofpilot.core.parquet import write_parquet
+from proofpilot.datastack.client import CaveConnection
+from proofpilot.datastack.ingest import Ingestion, resolve_table
 from proofpilot.datastack.records import DataPin
 from proofpilot.datastack.source import DataSource
 from proofpilot.edits.cost import dedup_cost, sample_cost, sensitivity
@@ -137,6 +139,7 @@ def write_edits(
         files.append(write_parquet(result.operations, out / "operations.parquet", pin))
     summary = replace(summary, files=tuple(files))
     if figures:
+        # lazy: figures import matplotlib; --no-figures never loads it
         from proofpilot.edits.figures import dataset_view, load_dataset, make_figures
 
         views = [dataset_view(summary_dict(summary), result.per_neuron)]
@@ -170,8 +173,6 @@ def analyse(
 
 def measure(config: EditsConfig) -> EditsResult:
     """Fetch the sampled neurons' change logs from `config.source` (cached per the source) and compute."""
-    from proofpilot.datastack.client import CaveConnection
-    from proofpilot.datastack.ingest import Ingestion, resolve_table
 
     source = config.source
     table = resolve_table(source.datastack, source.table)

@@ -36,6 +36,7 @@ class LlmWorker:
 
     def _get_client(self):
         if self._client is None:
+            # lazy: the OpenAI client stack loads only where requests are sent
             from proofpilot.agent.client import AgentClient
 
             base_url, model, capacity, options = self._args

@@ -232,6 +232,7 @@ def build_report(
     out_path: Path | None = None, n_bootstrap: int = 1000, seed: int = 0,
 ) -> ReportResult:  # fmt: skip
     """Score the run, draw the plots, write one self-contained HTML file (atomically); returns its path."""
+    # lazy: report.html imports this module
     from proofpilot.report.html import render_report
 
     start = time.perf_counter()

@@ -88,6 +88,7 @@ class Arbor:
         if np.array_equal(node_id, np.arange(len(node_id))):
             parent = np.where(parent_id >= 0, parent_id, -1).astype(np.int64)
         else:
+            # lazy: pandas is only needed on this path
             import pandas as pd
 
             parent = pd.Index(node_id).get_indexer(parent_id).astype(np.int64)  # -1 for roots
@@ -257,6 +258,7 @@ def merge_features(
     base: navis.TreeNeuron, candidate: navis.TreeNeuron, point_nm, radius_nm: float = DEFAULT_RADIUS_NM
 ) -> dict[str, float]:
     """Features of a proposed merge of `candidate` (B) onto `base` (A) at the interface point."""
+    # lazy: scipy.spatial loads on first use; most callers never need it
     from scipy.spatial import cKDTree
 
     p, radius_nm = _point(point_nm), _check_radius(radius_nm)

@@ -8,7 +8,10 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from proofpilot.core.errors import DataError
+from proofpilot.datastack.skeletons import load_skeletons
+from proofpilot.tasks.features import DEFAULT_RADIUS_NM, merge_features, split_features
 from proofpilot.tasks.records import DecisionTask
+from proofpilot.tasks.views import render_views
 
 if TYPE_CHECKING:
     import navis
@@ -26,7 +29,6 @@ class SkeletonCache:
         self.loads = 0  # skeletons fetched
 
     def get_many(self, root_ids: Iterable[int]) -> dict[int, navis.TreeNeuron]:
-        from proofpilot.datastack.skeletons import load_skeletons
 
         wanted = list(dict.fromkeys(int(r) for r in root_ids))
         missing = [r for r in wanted if r not in self._items]
@@ -60,7 +62,6 @@ def add_features(
 
     Skeletons load in batches of whole neurons (at least `batch_roots` root ids per request, so that the
     fixed cost of a cloud-volume call is shared) and stay in the run's cache for later tasks."""
-    from proofpilot.tasks.features import DEFAULT_RADIUS_NM, merge_features, split_features
 
     radius = DEFAULT_RADIUS_NM if radius_nm is None else radius_nm
     if not tasks:
@@ -99,8 +100,6 @@ def task_views(
     task: DecisionTask, skeletons: SkeletonCache, radius_nm: float | None = None, size_px: int = 256
 ) -> tuple[bytes, bytes, bytes]:
     """Three PNG projections (xy, xz, yz) of the task's fragments around its interface point."""
-    from proofpilot.tasks.features import DEFAULT_RADIUS_NM
-    from proofpilot.tasks.views import render_views
 
     loaded = skeletons.get_many(task_roots(task))
     return render_views(

@@ -39,8 +39,13 @@ def render_views(
     fragments: Sequence[navis.TreeNeuron], point_nm, radius_nm: float, size_px: int = 256
 ) -> tuple[bytes, bytes, bytes]:
     """PNG bytes of the xy, xz and yz projections of `fragments` (first blue, second orange)."""
+    # lazy: matplotlib takes seconds to import; only drawing needs it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    # lazy: matplotlib takes seconds to import; only drawing needs it
     from matplotlib.collections import LineCollection
+
+    # lazy: matplotlib takes seconds to import; only drawing needs it
     from matplotlib.figure import Figure
 
     if not fragments or len(fragments) > len(COLOURS):

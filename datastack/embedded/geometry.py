@@ -180,6 +180,7 @@ def _angle(rng: np.random.Generator) -> float:
 def _neuron_line(lay: Layout, s: Site, span_nm: float):
     """KD-tree of the neuron's centre line (samples SAMPLE_STEP_NM apart) on the edges that can come within
     `span_nm` (plus the edge's own length) of the interface point."""
+    # lazy: scipy.spatial loads on first use; most callers never need it
     from scipy.spatial import cKDTree
 
     neuron = pl.neuron_tree(lay, s.neuron)
@@ -341,6 +342,7 @@ def _segment_tree(lay: Layout, gen: Generator, kind: RootKind, payload: int, roo
 @functools.lru_cache(maxsize=256)
 def segment_skeleton(profile_name: str, root_id: int) -> SegmentSkeleton | None:
     """The skeleton of any root id of the embedded datastack (nm); None for an id that does not exist."""
+    # lazy: the generator imports this module
     from proofpilot.datastack.embedded.generator import get_generator
 
     try:
@@ -358,6 +360,7 @@ def op_fragments(profile_name: str, operation_id: int) -> dict[str, int]:
     ``after``; split: ``before_split`` (carries the foreign branch), ``clean`` (the final proofread root),
     ``kept`` and ``foreign`` (the split's two new roots; for a shared split ``foreign`` is the other neuron's
     side); both: ``neuron`` (the final proofread root of the neuron the op's geometry belongs to)."""
+    # lazy: the generator imports this module
     from proofpilot.datastack.embedded.generator import get_generator
 
     gen = get_generator(profile_name)

@@ -58,6 +58,7 @@ def handle(profile_name: str, subpath: str) -> Response:
 @functools.cache
 def layer_info_bytes(profile_name: str) -> bytes:
     """The layer's ``info`` JSON, made by cloud-volume."""
+    # lazy: cloud-volume takes seconds to import; only layer reads need it
     from cloudvolume import CloudVolume
 
     profile = get_profile(profile_name)
@@ -78,6 +79,7 @@ def layer_info_bytes(profile_name: str) -> bytes:
 
 def skeleton_bytes(profile_name: str, root_id: int) -> bytes | None:
     """The precomputed encoding of one root's skeleton; None if the root id does not exist."""
+    # lazy: cloud-volume takes seconds to import; only layer reads need it
     from cloudvolume import Skeleton
 
     sk = geometry.segment_skeleton(profile_name, int(root_id))

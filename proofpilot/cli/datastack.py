@@ -118,6 +118,7 @@ def serve(
 
     caveclient talks to it unchanged: CAVEclient(PROFILE, server_address=URL, auth_token="any").
     """
+    # lazy: the library loads pandas/caveclient/ray; keep `proofpilot --help` fast
     from proofpilot.datastack.embedded.server import start_server
 
     profile = get_profile(profile_name)

@@ -23,6 +23,7 @@ def demo(out_dir: Path, neurons: int, max_ops_per_neuron: int, seed: int, progre
     fly-like datastacks (samples of 100 and 500), a pilot on NEURONS mouse-like neurons with the LLM and with
     the baseline agent, writes report.html, and stops every server it started. Needs `make setup` first.
     """
+    # lazy: the library loads pandas/caveclient/ray; keep `proofpilot --help` fast
     from proofpilot.demo import DemoConfig, run_demo
 
     report = run_demo(DemoConfig(out_dir=out_dir, neurons=neurons, max_ops_per_neuron=max_ops_per_neuron,

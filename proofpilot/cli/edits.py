@@ -154,6 +154,7 @@ def edits(
     (minnie65_synthetic, fafb_synthetic) is served in-process unless --server-address is given. The CAVE
     token comes from PROOFPILOT_CAVE_TOKEN / CAVE_TOKEN or caveclient's secret file.
     """
+    # lazy: the library loads pandas/caveclient/ray; keep `proofpilot --help` fast
     from proofpilot.edits.analysis import run_edits
 
     cost = CostBasis(

@@ -59,6 +59,7 @@ def eval_cmd(
     answer counts as wrong. Also accuracy by the neuron's edit count (quartiles; heavy tail above the
     sample's p95 vs the rest). Writes eval.json and eval_rows.parquet (one scored row per verdict).
     """
+    # lazy: the library loads pandas/caveclient/ray; keep `proofpilot --help` fast
     from proofpilot.eval.decisions import evaluate, write_eval
 
     report, rows = evaluate([run_dir, *compare_dirs], n_bootstrap=n_bootstrap, seed=seed, ci_level=ci_level)

@@ -82,6 +82,7 @@ def source_from_options(
 ) -> DataSource:
     """The `DataSource` the flags describe (flag names in the errors: this is the command line)."""
     if embedded:
+        # lazy: the library loads pandas/caveclient/ray; keep `proofpilot --help` fast
         from proofpilot.datastack.embedded.profiles import get_profile
 
         if server_address:
@@ -126,6 +127,7 @@ def data_source_options(
 def open_source(source: DataSource) -> Iterator[DataSource]:
     """The source to read for the block; an embedded server is started for an embedded profile without a
     server address, and its URL printed."""
+    # lazy: the library loads pandas/caveclient/ray; keep `proofpilot --help` fast
     from proofpilot.pilot.serve import served
 
     with served(source) as resolved:

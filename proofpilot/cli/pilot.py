@@ -176,6 +176,7 @@ def pilot(
     Tasks hit by an LLM outage are asked again when the server is back (failures: RUN_DIR/llm_errors.jsonl);
     a task whose own request keeps failing is set aside after --max-task-failures, for --resume.
     """
+    # lazy: the library loads pandas/caveclient/ray; keep `proofpilot --help` fast
     from proofpilot.pilot.run import PilotConfig, run_pilot
 
     config = PilotConfig(

@@ -54,6 +54,7 @@ def report(
     --edits dataset, latency distributions per op type, the edit statistics and figures, and provenance.
     Plots are inline PNGs; the page loads nothing from outside. Also writes RUN_DIR/eval/ (eval.json, rows).
     """
+    # lazy: the library loads pandas/caveclient/ray; keep `proofpilot --help` fast
     from proofpilot.report.build import build_report
 
     result = build_report(run_dir, edits_dirs, compare_dirs, out_path, n_bootstrap=n_bootstrap, seed=seed)

@@ -17,6 +17,8 @@ PIN_KEY = b"proofpilot.pin"
 def write_parquet(frame: pd.DataFrame, path: Path, pin: Mapping | None = None) -> Path:
     """`frame` as Parquet at `path` (no index), with `pin` as JSON under the metadata key proofpilot.pin."""
     import pyarrow as pa  # pyarrow and its parquet module cost ~0.3 s; only writers need them
+
+    # lazy: pyarrow's parquet module loads only for Parquet I/O
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -29,6 +31,7 @@ def write_parquet(frame: pd.DataFrame, path: Path, pin: Mapping | None = None) -
 
 def read_pin(path: Path) -> dict | None:
     """The pin a `write_parquet` file carries, or None."""
+    # lazy: pyarrow's parquet module loads only for Parquet I/O
     import pyarrow.parquet as pq
 
     meta = pq.read_schema(path).metadata or {}

@@ -17,9 +17,11 @@ import numpy as np
 from proofpilot.core.errors import DataError
 from proofpilot.datastack.client import CaveConnection
 from proofpilot.datastack.embedded.distractors import EmbeddedDistractors
-from proofpilot.datastack.ingest import Ingestion, IngestResult, resolve_table
+from proofpilot.datastack.ingest import Ingestion, IngestResult, resolve_table, write_result
 from proofpilot.datastack.records import Operation
 from proofpilot.datastack.source import DataSource
+from proofpilot.edits.sampling import draw_samples, population_root_ids
+from proofpilot.edits.stats import sample_statistics
 from proofpilot.pilot.serve import is_embedded
 from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
 from proofpilot.tasks.distractors import DistractorSource
@@ -45,7 +47,6 @@ def ingest_sample(source: DataSource, neurons: int, seed: int, progress: bool) -
     """Draw `neurons` neurons at random (seeded) from the proofread table and ingest their histories.
 
     A sample larger than the table is a ConfigError before any change log is fetched."""
-    from proofpilot.edits.sampling import draw_samples, population_root_ids
 
     table = resolve_table(source.datastack, source.table)
     conn = CaveConnection(source.client_settings())
@@ -128,7 +129,6 @@ def task_row(task: DecisionTask) -> dict:
 def edits_projection(sample: PilotSample, datastack: str, seed: int) -> EditsProjection | None:
     """Projected merges and splits of the whole table from the sample (per-neuron sums, 95 % bootstrap CIs
     with finite-population correction, from the edits stage); None if it cannot be estimated."""
-    from proofpilot.edits.stats import sample_statistics
 
     try:
         result = sample_statistics(
@@ -150,6 +150,5 @@ def edits_projection(sample: PilotSample, datastack: str, seed: int) -> EditsPro
 
 def write_ingest(sample: PilotSample, out_dir: Path) -> None:
     """The sample's per-neuron rows, operation bank and membership as Parquet (for eval and the report)."""
-    from proofpilot.datastack.ingest import write_result
 
     write_result(sample.ingest, out_dir)

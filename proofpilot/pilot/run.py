@@ -36,6 +36,7 @@ from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.vocab import AGENTS
 from proofpilot.datastack.client import add_request_observer, remove_request_observer
 from proofpilot.datastack.records import DataPin
+from proofpilot.datastack.skeletons import skeleton_layer_url
 from proofpilot.datastack.source import DataSource
 from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, DEFAULT_OUTAGE_WAIT_S
 from proofpilot.orchestrator.ray_session import RayOptions, check_ray_address
@@ -176,6 +177,7 @@ class PilotResult:
 
 def check_endpoints(urls: tuple[str, ...], model: str, timeout_s: float = 10.0) -> None:
     """Every endpoint must answer and serve `model`; a one-line DataError names the first that does not."""
+    # lazy: the OpenAI client stack loads only where requests are sent
     from proofpilot.agent.client import AgentClient
 
     async def check_all() -> None:
@@ -211,7 +213,6 @@ def _resume_tasks(run_dir: Path, tasks: list[DecisionTask]) -> list[DecisionTask
 
 def _prepare(config: PilotConfig, source: DataSource, pinned: DataPin | None):
     """Sample and ingest the neurons, build the tasks; (sample, tasks, skeleton layer URL)."""
-    from proofpilot.datastack.skeletons import skeleton_layer_url
 
     if is_embedded(source.datastack):  # synthetic data: no response cache, never a user's real token
         source = replace(source, auth_token=source.auth_token or EMBEDDED_TOKEN, use_cache=False,

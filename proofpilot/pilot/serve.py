@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from proofpilot.core.errors import ConfigError
+from proofpilot.datastack.embedded.profiles import PROFILES, get_profile
+from proofpilot.datastack.embedded.server import start_server
 from proofpilot.datastack.source import DataSource
 
 log = logging.getLogger(__name__)
@@ -21,7 +23,6 @@ EMBEDDED_TOKEN = "embedded"  # the embedded server accepts any token; a user's r
 
 
 def is_embedded(datastack: str) -> bool:
-    from proofpilot.datastack.embedded.profiles import PROFILES
 
     return datastack in PROFILES
 
@@ -33,7 +34,6 @@ def served(source: DataSource, *, require_embedded: bool = False) -> Iterator[Da
     `require_embedded`: the source must name an embedded profile (ConfigError naming the profiles) and must
     not name a server."""
     if require_embedded:
-        from proofpilot.datastack.embedded.profiles import get_profile
 
         get_profile(source.datastack)  # ConfigError naming the profiles
         if source.server_address:
@@ -44,7 +44,6 @@ def served(source: DataSource, *, require_embedded: bool = False) -> Iterator[Da
     if source.server_address or not is_embedded(source.datastack):
         yield source
         return
-    from proofpilot.datastack.embedded.server import start_server
 
     with start_server(source.datastack) as server:
         log.info("embedded CAVE server for %s at %s", source.datastack, server.url)

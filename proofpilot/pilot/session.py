@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from proofpilot.agent.baseline import BaselineAgent
+from proofpilot.agent.prompt import build_request
 from proofpilot.agent.records import INVALID_ANSWER_REASONS, Verdict
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.orchestrator.dispatch import (
@@ -44,8 +46,10 @@ from proofpilot.orchestrator.run_records import StoredVerdict, read_verdict_rows
 from proofpilot.orchestrator.stats import DecisionStatLogger
 from proofpilot.orchestrator.store import RunStore
 from proofpilot.tasks.records import DecisionTask
+from proofpilot.telemetry.cost import DecisionUsage, build_cost_report, live_cost_updater, write_cost_json
 from proofpilot.telemetry.projection import DEFAULT_USD_BASIS, DEFAULT_USD_PER_GPU_HOUR, EditsProjection
 from proofpilot.telemetry.run_cost import distinct_operations, run_cost_report, session_file
+from proofpilot.telemetry.vllm_scrape import VllmScraper, metrics_url_for
 
 log = logging.getLogger(__name__)
 
@@ -213,18 +217,14 @@ class PilotSession:
     def _workers(self, spec: SessionSpec):
         tasks = list(self.tasks.values())
         if spec.agent == "llm":
-            from proofpilot.agent.prompt import build_request
 
             items = [WorkItem(t.task_id, build_request(t.task_id, t.op_kind, t.features)) for t in tasks]
             options = {"timeout_s": spec.request_timeout_s}
             return start_llm_workers(spec.llm_urls, spec.model, spec.concurrency, options), items  # type: ignore[arg-type]
-        from proofpilot.agent.baseline import BaselineAgent
 
         return start_function_workers(BaselineAgent().decide), [WorkItem(t.task_id, t) for t in tasks]
 
     def _start_scraper(self, spec: SessionSpec):
-        from proofpilot.telemetry.cost import live_cost_updater
-        from proofpilot.telemetry.vllm_scrape import VllmScraper, metrics_url_for
 
         urls = [metrics_url_for(u) for u in spec.llm_urls]
         updater = live_cost_updater(self.logger, lambda: len(self.verdicts))
@@ -236,7 +236,6 @@ class PilotSession:
 
     def _account(self, spec: SessionSpec, scraper, projection) -> tuple[Path, Path | None, list[str]]:
         """Stop the scrape, save the window, write cost.json; returns (window path, cost path, notes)."""
-        from proofpilot.telemetry.cost import DecisionUsage, build_cost_report, write_cost_json
 
         run_dir, session = self.store.run_dir, self.store.session
         window = scraper.stop()
