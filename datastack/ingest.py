@@ -396,7 +396,19 @@ def resolve_table(datastack: str, table: str | None) -> str:
 
 
 def ingest(settings: ClientSettings, options: IngestOptions | None = None) -> IngestResult:
-    """Connect, pin, and ingest the proofread neurons of one datastack (see module docstring)."""
+    """Connect, pin, and ingest the proofread neurons of one datastack (see module docstring).
+
+    >>> from proofpilot.datastack.embedded.server import start_server
+    >>> from proofpilot.datastack.source import DataSource
+    >>> with start_server("minnie65_synthetic") as server:
+    ...     source = DataSource("minnie65_synthetic", server_address=server.url, auth_token="t",
+    ...                         use_cache=False, write_server_cache=False)
+    ...     result = ingest(source.client_settings(), IngestOptions(limit=3, progress=False, use_cache=False))
+    >>> len(result.per_neuron), set(result.per_neuron["status"])
+    (3, {'ok'})
+    >>> int(result.per_neuron["n_edits"].sum()) == len(result.membership)
+    True
+    """
     options = options or IngestOptions()
     table = (
         options.table or ""
