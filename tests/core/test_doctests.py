@@ -1,4 +1,4 @@
-"""The docstring examples of the entry points run (on the embedded datastack, under the suite's private HOME)."""
+"""The docstring examples of the entry points run (embedded datastack, the suite's private HOME)."""
 
 from __future__ import annotations
 
