@@ -54,27 +54,36 @@ def _pairs_of_neurons(n_neurons: int, count: int, exclude: set[int], rng: np.ran
 
 
 def _tasks(url: str, profile: str, neuron_indices: list[int], k: int, seed: int):
-    from proofpilot.datastack.client import ClientSettings
-    from proofpilot.datastack.embedded.distractors import EmbeddedDistractors
+    """Tasks with merge distractors from segmentation cutouts (the product's path, tasks.distractors)."""
+    from proofpilot.datastack.client import CaveConnection, ClientSettings
     from proofpilot.datastack.embedded.ids import RootKind, root_id
     from proofpilot.datastack.ingest import IngestOptions, ingest
     from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
+    from proofpilot.tasks.distractors import SegmentationDistractors
 
     roots = tuple(root_id(RootKind.NEURON, i) for i in neuron_indices)
-    settings = ClientSettings(datastack=profile, server_address=url, write_server_cache=False)
-    result = ingest(settings, IngestOptions(root_ids=roots, use_cache=False, progress=False))
-    return tasks_from_ingest(
-        result, EmbeddedDistractors(profile), TaskOptions(seed=seed, max_ops_per_neuron=k)
+    settings = ClientSettings(
+        datastack=profile, server_address=url, auth_token="abc123", write_server_cache=False
     )
+    result = ingest(settings, IngestOptions(root_ids=roots, use_cache=False, progress=False))
+    source = SegmentationDistractors.from_client(CaveConnection(settings).client)
+    try:
+        tasks = tasks_from_ingest(result, source, TaskOptions(seed=seed, max_ops_per_neuron=k))
+    finally:
+        source.close()
+    print(f"merges without a distractor (seed {seed}): {dict(source.skipped)}")
+    return tasks
 
 
 def _role(profile: str, task) -> str:
-    """The task's role; a distractor's with its kind (contact / far, geometry.distractor_kind)."""
-    from proofpilot.datastack.embedded.geometry import distractor_kind
+    """The task's role; a distractor's with where it comes from: the generator's own neighbour of the merge
+    (``own``) or another merge's fragment in the cutout (``other``)."""
+    from proofpilot.datastack.embedded.geometry import op_fragments
 
     if task.role != "distractor":
         return task.role
-    return f"distractor-{distractor_kind(profile, task.operation_id)}"
+    own = task.candidate_root_id == op_fragments(profile, task.operation_id)["distractor"]
+    return f"distractor-{'own' if own else 'other'}"
 
 
 def _report(name: str, profile: str, tasks, verdicts) -> None:

@@ -8,10 +8,9 @@ Works from the operation bank as it would for real CAVE data (datastack/records.
 - a split gives the segment before the split, ``before_root_ids[0]`` (``before_split``, ``split``), and the
   neuron's final proofread root, assumed correct at the same place (``clean``, ``clean``).
 
-Distractors come through the `DistractorSource` hook. Real CAVE would pick a nearby segment from the
-segmentation around the interface (ConnectomeBench takes the roots of a 512-nm EM window at the edit's
-timestamp); that needs the segmentation volume and is not implemented here. `EmbeddedDistractors` serves the
-embedded datastack, whose geometry defines one distractor per operation.
+Distractors come through the `DistractorSource` hook; the pilot uses
+`tasks.distractors.SegmentationDistractors` (the segment touching the partner in a segmentation cutout at op
+time - 1 ms), for every datastack.
 
 An operation in several chosen neurons' logs (a split shared by two proofread neurons) belongs to the lowest
 of their root ids and gives one pair of tasks; its clean root is that neuron's final root.

@@ -1,8 +1,8 @@
-"""The embedded datastack's distractor of each merge, from its generator's geometry.
+"""The embedded datastack's distractor of each merge, from its generator's geometry (ground truth).
 
-Ground truth of the generator, not a CAVE API: only the code that starts an embedded server hands it to the
-task builder (a real datastack needs a distractor source from the segmentation; see docs/architecture.md
-"Known exception").
+Not a CAVE API and not what the pilot uses (that is `tasks.distractors.SegmentationDistractors`, reading the
+served segmentation): kept for tests and benches that compare the cutout's pick with the generator's own
+neighbour of the merge.
 """
 
 from __future__ import annotations

@@ -13,15 +13,17 @@ whoever asks:
   SHARED_BEFORE is the lower neuron plus a branch cut from the other neuron's template; its FOREIGN is the
   other neuron's lineage root, as the generator's logs say.
 - DISTRACTOR(op): a piece of another template near the interface point, radius-scaled, 45–90° to the neuron
-  (15 % at 15–40°). Its kind is drawn from the op id alone (`distractor_kind`; a stream of its own, so the
-  far ones are what they were before contact ones existed):
-  - contact (DISTRACTOR_CONTACT_SHARE of ops): it touches or nearly touches the neuron at the point, the
-    hard case of real proofreading (a neighbouring axon, glia, a fragment across a missing section), told
-    apart by direction, continuity and calibre rather than by distance. Half of them end there ("end-on": a
-    moderate branch starting 1–4 nm past the point like a true partner; half of those lie on the base's side,
-    which makes the near-parallel ones an anti-parallel run); the others pass by ("side-on"), their centre
-    line 0–40 nm from the base's end. Within CONTACT_ZONE_NM of the contact the distance they must keep from
-    the neuron grows from 0 to the clearance; beyond it the clearance holds as for a far one.
+  (15 % at 15–40°). A merge's is always a contact one (the segment a cutout of the segmentation around the
+  interface finds touching the partner: watershed.py); a split's kind is drawn from the op id alone
+  (`distractor_kind`; a stream of its own, so the far ones are what they were before contact ones existed):
+  - contact (every merge, DISTRACTOR_CONTACT_SHARE of splits): it touches or nearly touches the neuron at
+    the point, the hard case of real proofreading (a neighbouring axon, glia, a fragment across a missing
+    section), told apart by direction, continuity and calibre rather than by distance. Half of them end
+    there ("end-on": a moderate branch starting 1–4 nm past the point like a true partner; half of those
+    lie on the base's side, which makes the near-parallel ones an anti-parallel run); the others pass by
+    ("side-on"), their centre line 0–40 nm from the base's end. Within CONTACT_ZONE_NM of the contact the
+    distance they must keep from the neuron grows from 0 to the clearance; beyond it the clearance holds
+    as for a far one.
   - far (the rest): it passes 250 nm–2 µm from the interface point and is cut where it comes within
     DISTRACTOR_CLEARANCE_NM of the neuron.
 - AFTER / INITIAL roots: the neuron as the *next* operation of its log finds it, so every merge's before root
@@ -158,15 +160,25 @@ def _split_before(lay: Layout, op: int) -> Tree:
 
 def distractor_kind(profile_name: str, operation_id: int) -> str:
     """``contact`` or ``far``: the kind of the operation's distractor (see the module docstring)."""
-    rng = _rng(pl.layout(profile_name), int(operation_id), _ROLE_CONTACT)
-    return "contact" if rng.random() < DISTRACTOR_CONTACT_SHARE else "far"
+    from proofpilot.datastack.embedded.generator import get_generator
+
+    op = int(operation_id)
+    rng = _rng(pl.layout(profile_name), op, _ROLE_CONTACT)
+    draw = rng.random()
+    gen = get_generator(profile_name)
+    if gen.operation_exists(op):
+        log = gen.neuron_log(ids.op_owner(op)[0])
+        if log.is_merge[log.row_of(op)]:
+            return "contact"
+    return "contact" if draw < DISTRACTOR_CONTACT_SHARE else "far"
 
 
 def _distractor(lay: Layout, op: int, is_merge: bool) -> Tree:
-    """The op's distractor: a contact one for DISTRACTOR_CONTACT_SHARE of the ops, else a far one."""
+    """The op's distractor: a contact one for every merge (a neighbour that touches the interface, which a
+    segmentation cutout finds) and for DISTRACTOR_CONTACT_SHARE of the splits, else a far one."""
     s = pl.site(lay, op, is_merge)
     rng = _rng(lay, op, _ROLE_CONTACT)
-    if rng.random() < DISTRACTOR_CONTACT_SHARE:  # the draw distractor_kind makes
+    if rng.random() < DISTRACTOR_CONTACT_SHARE or is_merge:  # the draw distractor_kind makes
         return _contact_distractor(lay, op, s, is_merge, rng)
     return _far_distractor(lay, s, _rng(lay, op, _ROLE_DISTRACTOR), op)
 

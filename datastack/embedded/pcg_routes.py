@@ -9,7 +9,7 @@ from collections import Counter
 
 import numpy as np
 
-from proofpilot.datastack.embedded import ids
+from proofpilot.datastack.embedded import ids, watershed
 from proofpilot.datastack.embedded.operation_details import SUPERVOXEL_BASE, operation_details_json
 from proofpilot.datastack.embedded.proofread_table import root_of_supervoxel
 from proofpilot.datastack.embedded.routing import (
@@ -195,8 +195,16 @@ def _node_root(ctx: ServerContext, req: Request, table: str, node: str) -> Respo
 
 def _roots_binary(ctx: ServerContext, req: Request, table: str) -> Response:
     ctx.check_pcg_table(table)
-    svs = np.frombuffer(req.body, dtype=np.uint64)
+    body = req.body
+    if req.headers.get("content-encoding", "").lower() == "gzip":  # cloud-volume gzips bodies over 1 MB
+        import gzip
+
+        body = gzip.decompress(body)
+    svs = np.frombuffer(body, dtype=np.uint64)
     roots = np.array([_sv_root(ctx, int(s)) for s in svs.tolist()], dtype=np.uint64)
+    ws = watershed.is_watershed(svs)  # the watershed's supervoxels map to roots at the timestamp
+    if ws.any():
+        roots[ws] = watershed.roots_at(ctx.profile.name, svs[ws], _ms_param(req, "timestamp"))
     return Response(200, roots.tobytes(), content_type="application/octet-stream")
 
 
@@ -208,8 +216,6 @@ def _oldest_timestamp(ctx: ServerContext, req: Request, table: str) -> Response:
 def _segmentation_info(ctx: ServerContext, req: Request, table: str) -> Response:
     ctx.check_pcg_table(table)
     p = ctx.profile
-    res = list(p.segmentation_resolution_nm)
-    size = [int(s / r) for s, r in zip(p.volume_size_nm, res, strict=True)]
     return json_response(
         {
             "app": {"supported_api_versions": [0, 1]},
@@ -227,17 +233,7 @@ def _segmentation_info(ctx: ServerContext, req: Request, table: str) -> Response
             "mesh": "graphene_meshes",
             "mesh_metadata": {"uniform_draco_grid_size": 21.0, "unsharded_mesh_dir": "dynamic"},
             "num_channels": 1,
-            "scales": [
-                {
-                    "chunk_sizes": [[256, 256, 32]],
-                    "compressed_segmentation_block_size": [8, 8, 8],
-                    "encoding": "compressed_segmentation",
-                    "key": "_".join(str(int(r)) for r in res),
-                    "resolution": res,
-                    "size": size,
-                    "voxel_offset": [0, 0, 0],
-                }
-            ],
+            "scales": [watershed.scale(p.name)],
             "sharded_mesh": True,
             "type": "segmentation",
             "verify_mesh": False,

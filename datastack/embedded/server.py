@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from proofpilot.core.errors import ConfigError, DataError
-from proofpilot.datastack.embedded import info_routes, materialize_routes, pcg_routes
+from proofpilot.datastack.embedded import info_routes, materialize_routes, pcg_routes, watershed
 from proofpilot.datastack.embedded.faults import FaultConfig, FaultInjector
 from proofpilot.datastack.embedded.profiles import get_profile
 from proofpilot.datastack.embedded.routing import HttpError, Request, Response, Route, ServerContext
@@ -51,6 +51,7 @@ ROUTES: list[Route] = [
     *info_routes.ROUTES,
     *pcg_routes.ROUTES,
     *materialize_routes.ROUTES,
+    *watershed.ROUTES,
     Route.make("skeletons", "GET", r"/skeletons/(?P<profile>[^/]+)/(?P<subpath>.*)", _skeleton_hook),
 ]
 

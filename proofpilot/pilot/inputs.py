@@ -16,15 +16,12 @@ import numpy as np
 
 from proofpilot.core.errors import DataError
 from proofpilot.datastack.client import CaveConnection
-from proofpilot.datastack.embedded.distractors import EmbeddedDistractors
 from proofpilot.datastack.ingest import Ingestion, IngestResult, resolve_table, write_result
-from proofpilot.datastack.records import Operation
 from proofpilot.datastack.source import DataSource
 from proofpilot.edits.sampling import draw_samples, population_root_ids
 from proofpilot.edits.stats import sample_statistics
-from proofpilot.pilot.serve import is_embedded
 from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
-from proofpilot.tasks.distractors import DistractorSource
+from proofpilot.tasks.distractors import SegmentationDistractors
 from proofpilot.tasks.prepare import SkeletonCache, add_features
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.projection import EditsProjection
@@ -77,28 +74,25 @@ def neurons_without_log(sample: PilotSample) -> list[dict[str, object]]:
     return [{"root_id": int(root), "reason": str(why)} for root, why in pairs]
 
 
-class NoDistractors:
-    """For a datastack without a distractor source: merge operations give their partner task only."""
-
-    def distractor_root(self, operation: Operation) -> int | None:
-        return None
-
-
-def distractor_source(datastack: str) -> DistractorSource:
-    if is_embedded(datastack):
-        return EmbeddedDistractors(datastack)
-    log.warning("no distractor source for %s: merge operations give only their true-partner task", datastack)
-    return NoDistractors()
+def distractor_source(source: DataSource) -> SegmentationDistractors:
+    """Distractors from the datastack's segmentation at the time of each edit (embedded ones included)."""
+    conn = CaveConnection(source.client_settings())
+    return SegmentationDistractors.from_client(conn.client)
 
 
 def build_tasks(
-    sample: PilotSample, datastack: str, seed: int, max_ops_per_neuron: int | None
+    sample: PilotSample, data: DataSource, seed: int, max_ops_per_neuron: int | None
 ) -> list[DecisionTask]:
-    tasks = tasks_from_ingest(
-        sample.ingest,
-        distractor_source(datastack),
-        TaskOptions(seed=seed, max_ops_per_neuron=max_ops_per_neuron),
-    )
+    distractors = distractor_source(data)
+    try:
+        tasks = tasks_from_ingest(
+            sample.ingest, distractors, TaskOptions(seed=seed, max_ops_per_neuron=max_ops_per_neuron)
+        )
+    finally:
+        distractors.close()
+    if distractors.skipped:
+        reasons = ", ".join(f"{why}: {n}" for why, n in sorted(distractors.skipped.items()))
+        log.warning("merges without a distractor from the segmentation: %s", reasons)
     if not tasks:
         raise DataError("the sampled neurons give no decision tasks (no operations with an interface point)")
     return tasks

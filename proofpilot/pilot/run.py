@@ -220,7 +220,7 @@ def _prepare(config: PilotConfig, source: DataSource, pinned: DataPin | None):
     if pinned:
         source = replace(source, version=pinned.materialization_version, timestamp=None)
     sample = inputs.ingest_sample(source, config.neurons, config.seed, config.progress)
-    tasks = inputs.build_tasks(sample, config.datastack, config.seed, config.max_ops_per_neuron)
+    tasks = inputs.build_tasks(sample, source, config.seed, config.max_ops_per_neuron)
     if config.resume:
         tasks = _resume_tasks(config.run_dir, tasks)
     return sample, tasks, skeleton_layer_url(config.datastack, source.server_address, config.skeleton_layer)
