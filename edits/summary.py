@@ -19,6 +19,7 @@ from proofpilot.edits.intervals import (
     ORDER_STAT,
     RATIO_STUDENTIZED,
     SHARE_STUDENTIZED,
+    SMALL_SAMPLE_N,
     STUDENTIZED,
 )
 from proofpilot.edits.records import CostEstimate, DedupStats, EditSummary, Estimate, SampleStats
@@ -48,6 +49,14 @@ PROJECTION_NOTE = (
     "neuron whose change log contains it, so a split between two proofread neurons is counted twice (this is "
     "what the seed's Table 1 reports). dedup.unique_ops is the deduplicated count of distinct operations."
 )
+
+
+def small_sample_note(n_ok: int) -> str:
+    return (
+        f"small sample: {n_ok} neurons with an edit history (< {SMALL_SAMPLE_N}); its intervals are rough "
+        "(bootstrap-t is unreliable this small, count intervals fall back to the percentile bootstrap "
+        "where it leaves the support) and likely cover less than nominal"
+    )
 
 
 def _num(value: float | None) -> float | None:
@@ -107,6 +116,9 @@ def sample_dict(s: SampleStats) -> dict:
     out["dedup"] = _dedup_dict(s.dedup)
     out["n_bootstrap"] = s.n_bootstrap
     out["ci_level"] = s.ci_level
+    out["small_sample"] = s.small_sample
+    if s.small_sample:
+        out["small_sample_note"] = small_sample_note(s.n_ok)
     out["ci_methods"] = {
         "mean_edits": s.mean_edits.method,
         "projected_total": s.projected_total.method,
@@ -195,6 +207,7 @@ def summary_dict(summary: EditSummary) -> dict:
             "n_bootstrap": cfg.n_bootstrap,
             "ci_level": level,
             "heavy_tail_caveat": HEAVY_TAIL_CAVEAT,
+            "small_sample_n": SMALL_SAMPLE_N,
             "errors": "error neurons are excluded from every statistic and counted in n_errors "
             "(never 0 edits); "
             "the projection assumes they are missing at random",

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from proofpilot.core.errors import DataError
+from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.edits.reference import species_of
 from proofpilot.eval.decisions import EvalReport, evaluate, write_eval
 from proofpilot.orchestrator.store import read_manifest
@@ -182,6 +182,14 @@ def _dataset_cost(dataset: str, kind: str, source: str, counts: EditsProjection,
     return DatasetCost(dataset, kind, source, cost, seed)
 
 
+def _small_sample_notes(e: EditsInput) -> list[str]:
+    return [
+        f"{e.path}: sample {x.get('label')}: {x['small_sample_note']}"
+        for x in e.summary.get("samples", [])
+        if isinstance(x, dict) and x.get("small_sample") and x.get("small_sample_note")
+    ]
+
+
 def full_dataset_costs(
     edits: tuple[EditsInput, ...], cost: dict[str, Any] | None, run_config: dict[str, Any]
 ) -> tuple[list[DatasetCost], list[str]]:
@@ -191,13 +199,19 @@ def full_dataset_costs(
     order = {"mouse": 0, "fly": 1}
     for e in sorted(edits, key=lambda e: order.get(species_of(str(e.summary.get("datastack"))) or "", 2)):
         c = e.summary["cost"]
-        if c.get("merges") is None or c.get("splits") is None:
+        notes.extend(_small_sample_notes(e))
+        if any(c.get(key) is None for key in ("merges", "splits", "merges_ci", "splits_ci")):
             notes.append(f"{e.path}: the edits summary has no projected merge/split counts")
             continue
-        counts = EditsProjection(
-            str(e.summary.get("datastack")), float(c["merges"]), tuple(c["merges_ci"]), float(c["splits"]),
-            tuple(c["splits_ci"]), float(e.summary.get("sampling", {}).get("ci_level", 0.95)),
-        )  # fmt: skip
+        try:
+            counts = EditsProjection(
+                str(e.summary.get("datastack")), float(c["merges"]), tuple(c["merges_ci"]),
+                float(c["splits"]), tuple(c["splits_ci"]),
+                float(e.summary.get("sampling", {}).get("ci_level", 0.95)),
+            )  # fmt: skip
+        except ConfigError as exc:  # e.g. a summary written before count intervals kept to their support
+            notes.append(f"{e.path}: no projection from this edits summary ({exc})")
+            continue
         rows.append(
             _dataset_cost(counts.dataset, e.kind, f"edits sample {c.get('sample')}", counts, measured)
         )
@@ -241,6 +255,17 @@ def gather(
     return inputs, eval_json
 
 
+def check_out_path(out_path: Path) -> None:
+    """The report's path must not be a folder, and the nearest existing folder above it must be a folder."""
+    if out_path.is_dir():
+        raise DataError(f"cannot write the report {out_path}: it is a directory")
+    for parent in out_path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"cannot write the report {out_path}: {parent} is not a directory")
+            return
+
+
 def build_report(
     run_dir: Path, edits_dirs: tuple[Path, ...] = (), compare_dirs: tuple[Path, ...] = (),
     out_path: Path | None = None, n_bootstrap: int = 1000, seed: int = 0,
@@ -249,8 +274,9 @@ def build_report(
     from proofpilot.report.html import render_report
 
     start = time.perf_counter()
-    inputs, eval_json = gather(run_dir, tuple(edits_dirs), tuple(compare_dirs), n_bootstrap, seed)
     out_path = Path(out_path) if out_path else Path(run_dir) / REPORT_NAME
+    check_out_path(out_path)  # before any work: a bad --out is one line, not a failure at the end
+    inputs, eval_json = gather(run_dir, tuple(edits_dirs), tuple(compare_dirs), n_bootstrap, seed)
     document, n_images = render_report(inputs, build_seconds=lambda: time.perf_counter() - start)
     data = document.encode()
     tmp = out_path.with_name(out_path.name + ".tmp")

@@ -79,7 +79,7 @@ def test_resume_with_verdicts_of_another_agent_is_refused(run_copy):
 
 
 def test_resume_refuses_a_verdict_for_a_task_not_in_the_run(run_copy):
-    config, first = run_copy
+    config, _ = run_copy
     stray = {**read_verdicts(config.run_dir)[0], "task_id": "999999999:partner", "operation_id": 999999999}
     with open(config.run_dir / VERDICTS_NAME, "a") as fh:
         fh.write(json.dumps(stray) + "\n")
