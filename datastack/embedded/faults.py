@@ -1,5 +1,5 @@
 """Fault injection for the embedded CAVE server: errors, added latency, held requests (timeouts), malformed
-bodies.
+bodies, and well-formed JSON of the wrong type (`"hello"` where an object or a list belongs).
 
 Decisions are deterministic given the seed: a request's fault is a hash of (seed, route, request content,
 attempt number of that same request), so a run with one client sees the same faults every time, and retries of
@@ -17,7 +17,8 @@ from typing import Literal
 
 from proofpilot.core.errors import ConfigError
 
-FaultKind = Literal["none", "error", "timeout", "malformed"]
+FaultKind = Literal["none", "error", "timeout", "malformed", "wrong_type"]
+WRONG_TYPE_BODY = b'"hello"'  # valid JSON, a string: what a confused proxy or server might send
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class FaultConfig:
     latency_s: float = 0.0  # added to every affected request
     timeout_rate: float = 0.0  # share of requests held for `timeout_hold_s`, then answered 504
     malformed_rate: float = 0.0  # share answered 200 with a body that is not valid JSON / Arrow
+    wrong_type_rate: float = 0.0  # share answered 200 with valid JSON of the wrong type (WRONG_TYPE_BODY)
     seed: int = 0
     routes: tuple[str, ...] | None = None  # route names (EmbeddedServer.ROUTE_NAMES); None = every data route
     error_status: int = 500  # 500 is not retried by caveclient; 502/503/504 are (urllib3 status_forcelist)
@@ -36,12 +38,12 @@ class FaultConfig:
     include_bootstrap: bool = False  # also apply to /info, version and metadata routes
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "timeout_rate", "malformed_rate"):
+        for name in ("error_rate", "timeout_rate", "malformed_rate", "wrong_type_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must lie in [0, 1], got {value}")
-        if self.error_rate + self.timeout_rate + self.malformed_rate > 1.0:
-            raise ConfigError("error_rate + timeout_rate + malformed_rate must not exceed 1")
+        if self.error_rate + self.timeout_rate + self.malformed_rate + self.wrong_type_rate > 1.0:
+            raise ConfigError("the fault rates (error + timeout + malformed + wrong type) must not exceed 1")
         if self.latency_s < 0 or not 0 <= self.timeout_hold_s <= 600:
             raise ConfigError("latency_s must be >= 0 and timeout_hold_s within [0, 600] s")
         if not 400 <= self.error_status <= 599:
@@ -49,7 +51,8 @@ class FaultConfig:
 
     @property
     def active(self) -> bool:
-        return bool(self.error_rate or self.latency_s or self.timeout_rate or self.malformed_rate)
+        rates = (self.error_rate, self.timeout_rate, self.malformed_rate, self.wrong_type_rate)
+        return bool(self.latency_s or any(rates))
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class FaultInjector:
             kind = "timeout"
         elif u < cfg.error_rate + cfg.timeout_rate + cfg.malformed_rate:
             kind = "malformed"
+        elif u < cfg.error_rate + cfg.timeout_rate + cfg.malformed_rate + cfg.wrong_type_rate:
+            kind = "wrong_type"
         if kind != "none":
             with self._lock:
                 self.injected[kind] += 1
