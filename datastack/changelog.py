@@ -22,6 +22,7 @@ import pyarrow as pa
 import requests
 
 from proofpilot.datastack.client import describe_failure
+from proofpilot.datastack.shapes import kind_of
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def raw_log_fetcher(chunkedgraph) -> FetchRaw:
         body = json.dumps({"root_ids": sorted(set(roots))})
         answer = handle_response(session.get(url, data=body, params={"filtered": True}))
         if not isinstance(answer, dict):
-            raise MalformedLog(f"change-log response is a {type(answer).__name__}, not an object")
+            raise MalformedLog(f"{url} answered {kind_of(answer)} where an object of change logs belongs")
         return {int(k): v for k, v in answer.items()}
 
     return fetch

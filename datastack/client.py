@@ -35,6 +35,7 @@ from proofpilot.datastack.session import (  # noqa: F401 - part of the connectio
     make_retry,
     remove_request_observer,
 )
+from proofpilot.datastack.shapes import WrongShape
 from proofpilot.datastack.transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
     TransportLimit,
@@ -186,12 +187,12 @@ class CaveConnection:
         settings = self.settings
         self.client = self._build(caveclient)
         self.server_address = str(self.client.server_address)
-        self._datastack_info = self._call(self.client.info.get_datastack_info, "datastack info")
+        self._datastack_info = self._call(self.client.info.get_datastack_info, "route info …/datastack/full")
         if settings.version is not None:
             self._set_version(settings.version)
         elif settings.timestamp is None:
             self._set_version(
-                int(self._call(self.client.materialize.most_recent_version, "materialization versions"))
+                int(self._call(self.client.materialize.most_recent_version, "route materialize …/versions"))
             )
         self.materialization_version: int | None = self.client.version
         if settings.timestamp is not None:
@@ -227,6 +228,11 @@ class CaveConnection:
                 f"cannot reach CAVE server {self.settings.server_address or DEFAULT_GLOBAL_SERVER}: "
                 f"{describe_failure(exc)}"
             ) from None
+        except (ValueError, TypeError, KeyError) as exc:  # JSON of the wrong shape from the info service
+            raise WrongShape(
+                f"CAVE server {self.settings.server_address or DEFAULT_GLOBAL_SERVER}, route info "
+                f"…/datastack/full/{self.settings.datastack}: {describe_failure(exc)}"
+            ) from None
         return client
 
     def _set_version(self, version: int) -> None:
@@ -257,12 +263,14 @@ class CaveConnection:
             )
         return DataError(f"datastack {self.settings.datastack!r} on {address}: {describe_failure(exc)}")
 
-    @staticmethod
-    def _call(fn, what: str):
+    def _call(self, fn, what: str):
         try:
             return fn()
         except requests.RequestException as exc:
             raise DataError(f"CAVE call failed ({what}): {describe_failure(exc)}") from None
+        except (ValueError, TypeError, KeyError) as exc:  # JSON of the wrong shape (caveclient indexed it)
+            server = self.settings.server_address or DEFAULT_GLOBAL_SERVER
+            raise WrongShape(f"CAVE server {server}, {what}: {describe_failure(exc)}") from None
 
     @staticmethod
     def _version_str(sub) -> str | None:

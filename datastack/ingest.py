@@ -46,6 +46,7 @@ from proofpilot.datastack.opdetails import (
     raw_details_fetcher,
 )
 from proofpilot.datastack.records import PER_NEURON_COLUMNS, DataPin
+from proofpilot.datastack.shapes import WrongShape, expect, expect_names, integer_ids
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +148,16 @@ def dedupe(roots: Sequence[int]) -> tuple[list[int], int]:
 def query_proofread_roots(conn: CaveConnection, table: str) -> list[int]:
     """pt_root_id of every row of the proofread-neuron table at the pin (duplicates kept)."""
     mat = conn.client.materialize
+    server = conn.server_address
     try:
         tables = mat.get_tables()
     except requests.RequestException as exc:
         log.debug("table list unavailable: %s", describe_failure(exc))
         tables = None
+    if tables is not None:
+        expect_names(
+            tables, f"CAVE server {server}, route materialize …/version/{conn.materialization_version}/tables"
+        )
     if tables is not None and table not in tables:
         raise DataError(
             f"unknown table {table!r} in {conn.datastack} (tables: {', '.join(sorted(tables)) or 'none'})"
@@ -168,9 +174,16 @@ def query_proofread_roots(conn: CaveConnection, table: str) -> list[int]:
         raise DataError(f"query of table {table!r} failed: {describe_failure(exc)}") from None
     except requests.RequestException as exc:
         raise DataError(f"query of table {table!r} failed: {describe_failure(exc)}") from None
+    except (ValueError, TypeError, KeyError) as exc:  # caveclient could not decode what came back
+        raise WrongShape(
+            f"CAVE server {server}, route materialize …/table/{table}/query: the answer is not a table "
+            f"({type(exc).__name__}: {exc})".splitlines()[0][:300]
+        ) from None
+    where = f"CAVE server {server}, route materialize …/table/{table}/query"
+    expect(frame, pd.DataFrame, "a table", where)
     if ROOT_COLUMN not in frame.columns:
         raise DataError(f"table {table!r} has no {ROOT_COLUMN} column")
-    return frame[ROOT_COLUMN].astype("int64").tolist()
+    return integer_ids(frame[ROOT_COLUMN], ROOT_COLUMN, where)
 
 
 class _Workers:

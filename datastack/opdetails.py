@@ -24,6 +24,7 @@ import simdjson
 
 from proofpilot.datastack.changelog import is_server_down
 from proofpilot.datastack.client import describe_failure
+from proofpilot.datastack.shapes import WrongShape, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,14 @@ def raw_details_fetcher(chunkedgraph) -> FetchDetails:
 
     def fetch(operation_ids: list[int]) -> bytes:
         ids = quote(json.dumps([int(o) for o in operation_ids], separators=(",", ":")), safe=",")
-        return handle_response(session.get(f"{url}?operation_ids={ids}"), as_json=False).content
+        body = handle_response(session.get(f"{url}?operation_ids={ids}"), as_json=False).content
+        if not body.lstrip().startswith(b"{"):  # JSON of another type (or none): name the route
+            try:
+                kind = kind_of(json.loads(body))
+            except ValueError:
+                kind = "something that is not JSON"
+            raise WrongShape(f"{url} answered {kind} where an object of operation details belongs")
+        return body
 
     return fetch
 

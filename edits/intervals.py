@@ -7,6 +7,9 @@ Choice of interval (the data are heavy-tailed; the fly-like mean at n = 100 is s
   interval is [θ̂ − t*₁₋α/₂ · se, θ̂ − t*α/₂ · se] with se = sd/√n · √(1 − n/N). The percentile interval
   under-covers a skewed mean at n = 100 (it inherits the sample's skew the wrong way round); bootstrap-t is
   second-order accurate for smooth statistics and puts the longer arm on the right side.
+  Counts cannot be negative: where bootstrap-t leaves the support (small samples: at n = 4 its lower end
+  was −11.9 edits per neuron) or has no resample with spread, the interval falls back to the percentile
+  interval with the FPC, which lies between the resample means and the estimate and so stays ≥ 0.
 * The pooled merge share Σm/Σe (a ratio of means): bootstrap-t with the linearised SE of a ratio estimator
   (residuals m − R·e).
 * Quantiles (median, p95): the distribution-free **order-statistic interval** [x₍ₗ₎, x₍ᵤ₎], with l and u from
@@ -47,6 +50,8 @@ BIAS_CORRECTED = "bias-corrected percentile bootstrap, deviations scaled by sqrt
 SHARE_STUDENTIZED = "bootstrap-t with influence-function SE and finite-population correction"
 ORDER_STAT = "order-statistic interval (hypergeometric ranks, distribution-free)"
 CENSUS = "census: whole population measured, no sampling error"
+COUNT_FALLBACK = " (bootstrap-t left the support of a count)"
+SMALL_SAMPLE_N = 30  # below this many ok neurons a sample is flagged small: its intervals are rough
 
 
 def fpc_factor(n: int, population: int) -> float:
@@ -80,6 +85,8 @@ def studentized(
     with np.errstate(invalid="ignore", divide="ignore"):
         t = (boot - point) / boot_se
     t = t[np.isfinite(t)]  # resamples whose values are all equal carry no SE
+    if t.size == 0:
+        return Estimate(point, None, method + " (no resample with spread)")
     lo_q, hi_q = _tails(level)
     t_lo, t_hi = np.quantile(t, [lo_q, hi_q])
     se = point_se * fpc
@@ -143,9 +150,13 @@ class SampleIntervals:
         point = float(self.point.linear_mean(a, b)[0])
         point_se = float(self.point.linear_sd(a, b)[0]) / math.sqrt(n)
         boot_se = self.boot.linear_sd(a, b) / math.sqrt(n)
-        return studentized(
-            point, point_se, self.boot.linear_mean(a, b), boot_se, level or self.level, self.fpc
-        )
+        boot = self.boot.linear_mean(a, b)
+        est = studentized(point, point_se, boot, boot_se, level or self.level, self.fpc)
+        count = a >= 0 and a + b >= 0  # a·(edits − merges) + (a + b)·merges: a non-negative count
+        if count and est.value is not None and (est.ci is None or est.ci[0] < 0):
+            lo, hi = percentile_interval(point, boot, level or self.level, self.fpc).ci  # type: ignore[misc]
+            return Estimate(point, (max(0.0, min(lo, point)), max(hi, point)), PERCENTILE + COUNT_FALLBACK)
+        return est
 
     def linear_total(self, a: float, b: float, level: float | None = None) -> Estimate:
         """N × mean of a·edits + b·merges: the projection to the whole table."""

@@ -47,6 +47,7 @@ def _header(s: dict) -> list[str]:
         f"{level} % confidence intervals in brackets.",
         f"- Errors: {smp['errors']}.",
         f"- Caveat: {smp['heavy_tail_caveat']}.",
+        *[f"- **{r['label']}**: {r['small_sample_note']}." for r in s["samples"] if r.get("small_sample")],
         "",
     ]
 

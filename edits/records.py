@@ -113,6 +113,7 @@ class SampleStats:
     dedup: DedupStats
     n_bootstrap: int
     ci_level: float
+    small_sample: bool = False  # fewer ok neurons than intervals.SMALL_SAMPLE_N: the intervals are rough
 
 
 @dataclass(frozen=True)

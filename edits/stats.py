@@ -15,7 +15,7 @@ import pandas as pd
 from proofpilot.core.errors import DataError
 from proofpilot.edits.bootstrap import TOP_FRACTIONS, GroupedSample, bootstrap, point_statistics
 from proofpilot.edits.dedup import dedup_statistics
-from proofpilot.edits.intervals import SampleIntervals, quantile_interval
+from proofpilot.edits.intervals import SMALL_SAMPLE_N, SampleIntervals, quantile_interval
 from proofpilot.edits.records import Estimate, SampleStats
 
 PERCENTILES = (25, 50, 75, 90, 95, 99)
@@ -103,5 +103,6 @@ def sample_statistics(
         dedup=dedup_statistics(ok_membership, intervals, level),
         n_bootstrap=n_boot,
         ci_level=level,
+        small_sample=n_ok < SMALL_SAMPLE_N,
     )
     return SampleResult(stats, intervals)

@@ -23,6 +23,7 @@ from proofpilot.edits.intervals import (
     ORDER_STAT,
     RATIO_STUDENTIZED,
     SHARE_STUDENTIZED,
+    SMALL_SAMPLE_N,
     STUDENTIZED,
 )
 from proofpilot.edits.records import CostBasis, CostEstimate, DedupStats, EditSummary, Estimate, SampleStats
@@ -57,6 +58,14 @@ PROJECTION_NOTE = (
     "neuron whose change log contains it, so a split between two proofread neurons is counted twice (this is "
     "what the seed's Table 1 reports). dedup.unique_ops is the deduplicated count of distinct operations."
 )
+
+
+def small_sample_note(n_ok: int) -> str:
+    return (
+        f"small sample: {n_ok} neurons with an edit history (< {SMALL_SAMPLE_N}); its intervals are rough "
+        "(bootstrap-t is unreliable this small, count intervals fall back to the percentile bootstrap "
+        "where it leaves the support) and likely cover less than nominal"
+    )
 
 
 def _num(value: float | None) -> float | None:
@@ -116,6 +125,9 @@ def sample_dict(s: SampleStats) -> dict:
     out["dedup"] = _dedup_dict(s.dedup)
     out["n_bootstrap"] = s.n_bootstrap
     out["ci_level"] = s.ci_level
+    out["small_sample"] = s.small_sample
+    if s.small_sample:
+        out["small_sample_note"] = small_sample_note(s.n_ok)
     out["ci_methods"] = {
         "mean_edits": s.mean_edits.method,
         "projected_total": s.projected_total.method,
@@ -204,6 +216,7 @@ def summary_dict(summary: EditSummary) -> dict:
             "n_bootstrap": cfg.n_bootstrap,
             "ci_level": level,
             "heavy_tail_caveat": HEAVY_TAIL_CAVEAT,
+            "small_sample_n": SMALL_SAMPLE_N,
             "errors": "error neurons are excluded from every statistic and counted in n_errors "
             "(never 0 edits); "
             "the projection assumes they are missing at random",
@@ -250,6 +263,8 @@ class SampleRecord:
     p95: Estimate
     tail_share: Estimate
     gini: Estimate
+    small_sample: bool = False  # too few ok neurons: the intervals are rough
+    small_sample_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -323,6 +338,8 @@ class SummaryRecord:
             SampleRecord(
                 s.label, s.n, s.n_ok, s.n_errors, s.population,
                 **{k: keep(getattr(s, k)) for k in SAMPLE_ESTIMATES},
+                small_sample=s.small_sample,
+                small_sample_note=small_sample_note(s.n_ok) if s.small_sample else None,
             )
             for s in summary.samples
         )  # fmt: skip

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from proofpilot.core.errors import ConfigError, DataError, ProofpilotError
+from proofpilot.orchestrator.verdict_fields import wrong_field
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,9 @@ def scan_verdicts(path: Path, what: str = "verdict") -> ScanResult:
                 raise ValueError(f"not a {what} object")
         except ValueError:
             raise DataError(f"{path}:{lineno}: not a {what} line; the run store is damaged") from None
+        wrong = wrong_field(record) if what == "verdict" else None
+        if wrong:
+            raise DataError(f"{path}:{lineno}: {wrong}; the run store is damaged")
         records.append(record)
         pos = end + 1
     return ScanResult(records, pos, 0)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from proofpilot.core.errors import DataError
+from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.vocab import OP_KINDS
 from proofpilot.edits.reference import species_of
 from proofpilot.edits.summary import SUMMARY_NAME, SummaryRecord, read_summary
@@ -171,6 +171,14 @@ def _dataset_cost(
     return DatasetCost(dataset, kind, source, cost, seed)
 
 
+def _small_sample_notes(e: EditsInput) -> list[str]:
+    return [
+        f"{e.path}: sample {x.label}: {x.small_sample_note}"
+        for x in e.summary.samples
+        if x.small_sample and x.small_sample_note
+    ]
+
+
 def full_dataset_costs(
     edits: tuple[EditsInput, ...], cost: CostReport | None, manifest: RunManifest
 ) -> tuple[list[DatasetCost], list[str]]:
@@ -180,13 +188,18 @@ def full_dataset_costs(
     order = {"mouse": 0, "fly": 1}
     for e in sorted(edits, key=lambda e: order.get(species_of(e.summary.datastack) or "", 2)):
         c = e.summary.cost
+        notes.extend(_small_sample_notes(e))
         if c.merges.value is None or c.splits.value is None or c.merges.ci is None or c.splits.ci is None:
             notes.append(f"{e.path}: the edits summary has no projected merge/split counts")
             continue
-        counts = EditsProjection(
-            e.summary.datastack, c.merges.value, c.merges.ci, c.splits.value, c.splits.ci,
-            e.summary.sampling.ci_level,
-        )  # fmt: skip
+        try:
+            counts = EditsProjection(
+                e.summary.datastack, c.merges.value, c.merges.ci, c.splits.value, c.splits.ci,
+                e.summary.sampling.ci_level,
+            )  # fmt: skip
+        except ConfigError as exc:  # e.g. a summary written before count intervals kept to their support
+            notes.append(f"{e.path}: no projection from this edits summary ({exc})")
+            continue
         rows.append(_dataset_cost(counts.dataset, e.kind, f"edits sample {c.sample}", counts, measured))
     own = cost.projection if cost else None
     if own:
@@ -227,6 +240,17 @@ def gather(
     return inputs, eval_json
 
 
+def check_out_path(out_path: Path) -> None:
+    """The report's path must not be a folder, and the nearest existing folder above it must be a folder."""
+    if out_path.is_dir():
+        raise DataError(f"cannot write the report {out_path}: it is a directory")
+    for parent in out_path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"cannot write the report {out_path}: {parent} is not a directory")
+            return
+
+
 def build_report(
     run_dir: Path, edits_dirs: tuple[Path, ...] = (), compare_dirs: tuple[Path, ...] = (),
     out_path: Path | None = None, n_bootstrap: int = 1000, seed: int = 0,
@@ -236,8 +260,9 @@ def build_report(
     from proofpilot.report.html import render_report
 
     start = time.perf_counter()
-    inputs, eval_json = gather(run_dir, tuple(edits_dirs), tuple(compare_dirs), n_bootstrap, seed)
     out_path = Path(out_path) if out_path else Path(run_dir) / REPORT_NAME
+    check_out_path(out_path)  # before any work: a bad --out is one line, not a failure at the end
+    inputs, eval_json = gather(run_dir, tuple(edits_dirs), tuple(compare_dirs), n_bootstrap, seed)
     document, n_images = render_report(inputs, build_seconds=lambda: time.perf_counter() - start)
     data = document.encode()
     tmp = out_path.with_name(out_path.name + ".tmp")

@@ -1,6 +1,6 @@
 """Fault injection for the embedded CAVE server: errors, added latency, held requests (timeouts), malformed
-bodies, bodies dripped a byte at a time, oversized bodies, and error bodies that echo the request's token (as
-some proxies do).
+bodies, bodies dripped a byte at a time, oversized bodies, error bodies that echo the request's token (as
+some proxies do), and well-formed JSON of the wrong type (`"hello"` where an object or a list belongs).
 
 Decisions are deterministic given the seed: a request's fault is a hash of (seed, route, request content,
 attempt number of that same request), so a run with one client sees the same faults every time, and retries of
@@ -18,7 +18,8 @@ from typing import Literal
 
 from proofpilot.core.errors import ConfigError
 
-FaultKind = Literal["none", "error", "timeout", "malformed"]
+FaultKind = Literal["none", "error", "timeout", "malformed", "wrong_type"]
+WRONG_TYPE_BODY = b'"hello"'  # valid JSON, a string: what a confused proxy or server might send
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class FaultConfig:
     latency_s: float = 0.0  # added to every affected request
     timeout_rate: float = 0.0  # share of requests held for `timeout_hold_s`, then answered 504
     malformed_rate: float = 0.0  # share answered 200 with a body that is not valid JSON / Arrow
+    wrong_type_rate: float = 0.0  # share answered 200 with valid JSON of the wrong type (WRONG_TYPE_BODY)
     seed: int = 0
     routes: tuple[str, ...] | None = None  # route names (EmbeddedServer.ROUTE_NAMES); None = every data route
     error_status: int = 500  # 500 is not retried by caveclient; 502/503/504 are (urllib3 status_forcelist)
@@ -40,12 +42,12 @@ class FaultConfig:
     oversize_bytes: int = 0  # > 0: every affected answer is a 200 body of this many bytes, no Content-Length
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "timeout_rate", "malformed_rate"):
+        for name in ("error_rate", "timeout_rate", "malformed_rate", "wrong_type_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must lie in [0, 1], got {value}")
-        if self.error_rate + self.timeout_rate + self.malformed_rate > 1.0:
-            raise ConfigError("error_rate + timeout_rate + malformed_rate must not exceed 1")
+        if self.error_rate + self.timeout_rate + self.malformed_rate + self.wrong_type_rate > 1.0:
+            raise ConfigError("the fault rates (error + timeout + malformed + wrong type) must not exceed 1")
         if self.latency_s < 0 or not 0 <= self.timeout_hold_s <= 600:
             raise ConfigError("latency_s must be >= 0 and timeout_hold_s within [0, 600] s")
         if self.drip_s < 0 or self.oversize_bytes < 0:
@@ -62,6 +64,7 @@ class FaultConfig:
             or self.malformed_rate
             or self.drip_s
             or self.oversize_bytes
+            or self.wrong_type_rate
         )
 
 
@@ -105,6 +108,8 @@ class FaultInjector:
             kind = "timeout"
         elif u < cfg.error_rate + cfg.timeout_rate + cfg.malformed_rate:
             kind = "malformed"
+        elif u < cfg.error_rate + cfg.timeout_rate + cfg.malformed_rate + cfg.wrong_type_rate:
+            kind = "wrong_type"
         with self._lock:
             if kind != "none":
                 self.injected[kind] += 1

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.datastack.embedded import info_routes, materialize_routes, pcg_routes, watershed
-from proofpilot.datastack.embedded.faults import FaultConfig, FaultInjector
+from proofpilot.datastack.embedded.faults import WRONG_TYPE_BODY, FaultConfig, FaultInjector
 from proofpilot.datastack.embedded.profiles import get_profile
 from proofpilot.datastack.embedded.routing import HttpError, Request, Response, Route, ServerContext
 
@@ -117,6 +117,8 @@ class CaveApp:
         if decision.kind == "malformed":
             body = _MALFORMED_ARROW if response.content_type == "data.arrow" else _MALFORMED_JSON
             return Response(200, body, content_type=response.content_type)
+        if decision.kind == "wrong_type":
+            return Response(200, WRONG_TYPE_BODY)  # JSON, whatever the route normally sends
         response.drip_s = decision.drip_s
         return response
 

@@ -102,6 +102,13 @@ def datastack() -> None:
     show_default=True,
     help="Share of data requests answered 200 with a body that is not valid JSON/Arrow.",
 )
+@click.option(
+    "--wrong-type-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help='Share of data requests answered 200 with valid JSON of the wrong type ("hello").',
+)
 @click.option("--fault-seed", type=int, default=0, show_default=True, help="Seed of the fault draws.")
 def serve(
     profile_name: str,
@@ -112,6 +119,7 @@ def serve(
     timeout_rate: float,
     timeout_hold: float,
     malformed_rate: float,
+    wrong_type_rate: float,
     fault_seed: int,
 ) -> None:
     """Run the embedded CAVE server in the foreground until Ctrl-C.
@@ -128,6 +136,7 @@ def serve(
         timeout_rate=timeout_rate,
         timeout_hold_s=timeout_hold,
         malformed_rate=malformed_rate,
+        wrong_type_rate=wrong_type_rate,
         seed=fault_seed,
     )
     if host not in ("127.0.0.1", "localhost", "::1"):

@@ -42,8 +42,9 @@ from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, DEFAULT_OU
 from proofpilot.orchestrator.ray_session import RayOptions, check_ray_address
 from proofpilot.orchestrator.run_records import read_run
 from proofpilot.orchestrator.stats import DecisionStatLogger
-from proofpilot.orchestrator.store import RunStore, StoreFullError, write_json_lines
+from proofpilot.orchestrator.store import RunStore, StoreFullError, read_verdicts, write_json_lines
 from proofpilot.pilot import inputs
+from proofpilot.pilot.recover import TASKS_NAME, check_manifest
 from proofpilot.pilot.serve import EMBEDDED_TOKEN, is_embedded, served
 from proofpilot.pilot.session import PilotSession, SessionOutcome, SessionSpec
 from proofpilot.tasks.records import DecisionTask
@@ -52,7 +53,6 @@ from proofpilot.telemetry.projection import DEFAULT_USD_PER_GPU_HOUR
 
 log = logging.getLogger(__name__)
 
-TASKS_NAME = "tasks.jsonl"
 NOTHING_TO_DO = SessionOutcome(0, 0.0, 0.0, False, {}, None, None, ())  # a resume of a finished run
 
 
@@ -202,6 +202,12 @@ def _resume_tasks(run_dir: Path, tasks: list[DecisionTask]) -> list[DecisionTask
             f"the tasks built now differ from those in {path} ({len(stored - rebuilt)} stored tasks can no "
             "longer be built): the datastack changed since the run started; start a new --run-dir"
         )
+    verdicts = {v["task_id"] for v in read_verdicts(run_dir)}
+    if verdicts - stored:
+        raise DataError(
+            f"{run_dir}: {len(verdicts - stored)} verdicts are for tasks not in {TASKS_NAME} (e.g. "
+            f"{min(verdicts - stored)!r}); the run store is damaged"
+        )
     if len(rebuilt) > len(stored):
         log.warning(
             "%d tasks from neurons that could not be fetched when the run started are left out of this run "
@@ -242,6 +248,7 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
 
     `logger` records every decision (default: a fresh Prometheus registry, served on the metrics port)."""
     identity = config.identity()
+    check_manifest(config.run_dir, identity, config.resume)  # a run whose run.json is gone
     RunStore.check(config.run_dir, identity, config.resume)  # read-only
     pinned = read_run(config.run_dir).pin if config.resume else None
     if config.agent == "llm":

@@ -174,3 +174,24 @@ def test_point_statistics_of_a_single_group():
     assert p.median[0] == 4 and p.gini[0] == pytest.approx(0.0) and p.merge_share()[0] == pytest.approx(0.25)
     with pytest.raises(ValueError):
         GroupedSample.from_counts(np.array([1, 2]), np.array([2, 0]))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_small_heavy_tailed_samples_keep_count_intervals_in_their_support(seed):
+    """n = 4 from a heavy-tailed count law: bootstrap-t's lower end goes below 0 on such samples; every count
+    interval must stay >= 0, hold its estimate, and the sample is flagged small."""
+    rng = np.random.default_rng(seed)
+    edits = np.concatenate([rng.integers(1, 4, size=3), rng.integers(60, 400, size=1)])
+    merges = np.array([rng.integers(0, e + 1) for e in edits])
+    s = stats_of(frame(edits, merges), population=200_000, seed=seed).stats
+    assert s.small_sample
+    counts = [s.mean_edits, s.mean_merges, s.mean_splits, s.projected_total, s.projected_merges,
+              s.projected_splits]  # fmt: skip
+    for est in counts:
+        assert est.ci is not None and 0 <= est.ci[0] <= est.value <= est.ci[1], (est, s.mean_edits.method)
+
+
+def test_a_sample_of_thirty_is_not_flagged_small():
+    edits = np.arange(1, 31)
+    assert not stats_of(frame(edits, edits // 2)).stats.small_sample
+    assert stats_of(frame(edits[:29], edits[:29] // 2)).stats.small_sample

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -136,6 +137,28 @@ def test_damaged_middle_line_is_an_error_and_left_alone(tmp_path):
     before = snapshot(run)
     with pytest.raises(DataError, match=r"verdicts.jsonl:2: not a verdict line"):
         RunStore.open(run, CONFIG, resume=True)
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [("valid", "yes", "valid is 'yes', not true/false"), ("session", 1.5, "session is 1.5, not an integer"),
+     ("neuron_root_id", True, "neuron_root_id is True, not an integer"),
+     ("confidence", [0.5], "confidence is [0.5], not a number")],
+)  # fmt: skip
+def test_a_verdict_field_of_the_wrong_type_is_named_with_its_line(field, value, says, tmp_path):
+    run = tmp_path / "run"
+    with RunStore.open(run, CONFIG, resume=False) as store:
+        store.append([{**r, "valid": True, "session": 1, "confidence": None} for r in records(range(3))])
+    path = run / VERDICTS_NAME
+    lines = path.read_bytes().splitlines(keepends=True)
+    bad = json.dumps({**json.loads(lines[1]), field: value}).encode() + b"\n"
+    path.write_bytes(lines[0] + bad + lines[2])
+    before = snapshot(run)
+    with pytest.raises(DataError, match=rf"verdicts.jsonl:2: {re.escape(says)}; the run store is damaged"):
+        RunStore.open(run, CONFIG, resume=True)
+    with pytest.raises(DataError, match=r"verdicts.jsonl:2: "):
+        read_verdicts(run)
     assert snapshot(run) == before
 
 
