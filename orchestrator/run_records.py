@@ -48,8 +48,9 @@ class RunIdentity:
 class SessionRecord:
     """One session of the run: when it started, what was stored before, and (once it ended) how."""
 
-    started_at: str
-    stored_before: int
+    started_at: str | None = None  # None for the one entry of a run.json rebuilt after a loss
+    stored_before: int = 0
+    rebuilt: bool = False
     ended: str | None = None  # done | interrupted | llm_unavailable | tasks_set_aside | failed
     stored: int | None = None
     llm_errors: int | None = None
@@ -72,7 +73,7 @@ class RunManifest:
     schema: str
     config: dict[str, Any]
     config_hash: str
-    created_at: str
+    created_at: str | None  # None in a run.json rebuilt after the original was lost
     sessions: tuple[SessionRecord, ...]
     pin: DataPin | None = None
     n_tasks: int | None = None

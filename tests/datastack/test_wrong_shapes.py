@@ -66,7 +66,7 @@ def test_a_wrong_type_on_operation_details_is_each_operations_reason(server, tmp
     code, err = ingest(server, "operation_details", tmp_path / "out", capsys)
     assert code == 0, err[-2000:]  # details are optional: the operations are kept, without interface points
     client = caveclient.CAVEclient(
-        FLY, server_address=server.url, auth_token="embedded", write_server_cache=False
+        FLY, server_address=server.url, auth_token="e0e0", write_server_cache=False
     )
     server.set_faults(FaultConfig(wrong_type_rate=1.0, routes=("operation_details",)))
     try:

@@ -86,8 +86,8 @@ def _rewrite_line(path, lineno, edit):
         (VERDICTS_NAME, lambda d: d.pop("latency_s"), f"{VERDICTS_NAME}:2: missing field latency_s"),
         (
             VERDICTS_NAME,
-            lambda d: d.update(valid="yes"),
-            f"{VERDICTS_NAME}:2: field valid must be true or false",
+            lambda d: d.update(valid="yes"),  # the store's own line check names it first
+            f"{VERDICTS_NAME}:2: valid is 'yes', not true/false",
         ),
         (
             VERDICTS_NAME,

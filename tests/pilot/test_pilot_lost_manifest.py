@@ -21,7 +21,7 @@ def finished_run(tmp_path_factory):
     """One small baseline run (3 neurons), copied by each test."""
     ray_tmp = tempfile.mkdtemp(prefix="ppm-", dir="/tmp")  # short: unix socket paths are limited
     run_dir = tmp_path_factory.mktemp("base") / "run"
-    config = PilotConfig(datastack="fafb_synthetic", run_dir=run_dir, neurons=3, max_ops_per_neuron=2,
+    config = PilotConfig(source="fafb_synthetic", run_dir=run_dir, neurons=3, max_ops_per_neuron=2,
                          agent="baseline", metrics_port=0, progress=False, ray_temp_dir=ray_tmp)  # fmt: skip
     try:
         result = run_pilot(config)
