@@ -54,17 +54,19 @@ def _pairs_of_neurons(n_neurons: int, count: int, exclude: set[int], rng: np.ran
 
 
 def _tasks(url: str, profile: str, neuron_indices: list[int], k: int, seed: int):
-    from proofpilot.datastack.client import ClientSettings
+    from proofpilot.datastack.client import CaveConnection, ClientSettings
     from proofpilot.datastack.embedded.distractors import EmbeddedDistractors
     from proofpilot.datastack.embedded.ids import RootKind, root_id
     from proofpilot.datastack.ingest import IngestOptions, ingest
+    from proofpilot.datastack.roles import CaveRoles
     from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
 
     roots = tuple(root_id(RootKind.NEURON, i) for i in neuron_indices)
     settings = ClientSettings(datastack=profile, server_address=url, write_server_cache=False)
     result = ingest(settings, IngestOptions(root_ids=roots, use_cache=False, progress=False))
+    roles = CaveRoles(CaveConnection(settings).client.chunkedgraph)
     return tasks_from_ingest(
-        result, EmbeddedDistractors(profile), TaskOptions(seed=seed, max_ops_per_neuron=k)
+        result, EmbeddedDistractors(profile), TaskOptions(seed=seed, max_ops_per_neuron=k), roles=roles
     )
 
 

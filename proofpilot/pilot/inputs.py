@@ -115,12 +115,16 @@ def distractor_source(datastack: str) -> DistractorSource:
 
 
 def build_tasks(
-    sample: PilotSample, datastack: str, seed: int, max_ops_per_neuron: int | None
+    sample: PilotSample, datastack: str, seed: int, max_ops_per_neuron: int | None, settings: ClientSettings
 ) -> list[DecisionTask]:
+    """The sample's tasks; merge roles come from the datastack (one get_roots call per sampled merge)."""
+    from proofpilot.datastack.roles import CaveRoles
+
     tasks = tasks_from_ingest(
         sample.ingest,
         distractor_source(datastack),
         TaskOptions(seed=seed, max_ops_per_neuron=max_ops_per_neuron),
+        roles=CaveRoles(CaveConnection(settings).client.chunkedgraph),
     )
     if not tasks:
         raise DataError("the sampled neurons give no decision tasks (no operations with an interface point)")

@@ -216,7 +216,7 @@ def _prepare(config: PilotConfig, server_url: str | None, pinned: DataPin | None
     sample = inputs.ingest_sample(
         settings, config.table, config.neurons, config.seed, config.progress, use_cache=not embedded
     )
-    tasks = inputs.build_tasks(sample, config.datastack, config.seed, config.max_ops_per_neuron)
+    tasks = inputs.build_tasks(sample, config.datastack, config.seed, config.max_ops_per_neuron, settings)
     if config.resume:
         tasks = _resume_tasks(config.run_dir, tasks)
     return sample, tasks, skeleton_layer_url(config.datastack, server_url, config.skeleton_layer)
