@@ -58,6 +58,7 @@ def _tasks(url: str, profile: str, neuron_indices: list[int], k: int, seed: int)
     from proofpilot.datastack.client import CaveConnection, ClientSettings
     from proofpilot.datastack.embedded.ids import RootKind, root_id
     from proofpilot.datastack.ingest import IngestOptions, ingest
+    from proofpilot.datastack.roles import CaveRoles
     from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
     from proofpilot.tasks.distractors import SegmentationDistractors
 
@@ -66,9 +67,11 @@ def _tasks(url: str, profile: str, neuron_indices: list[int], k: int, seed: int)
         datastack=profile, server_address=url, auth_token="abc123", write_server_cache=False
     )
     result = ingest(settings, IngestOptions(root_ids=roots, use_cache=False, progress=False))
-    source = SegmentationDistractors.from_client(CaveConnection(settings).client)
+    client = CaveConnection(settings).client
+    source = SegmentationDistractors.from_client(client)
     try:
-        tasks = tasks_from_ingest(result, source, TaskOptions(seed=seed, max_ops_per_neuron=k))
+        options = TaskOptions(seed=seed, max_ops_per_neuron=k)
+        tasks = tasks_from_ingest(result, source, options, roles=CaveRoles(client.chunkedgraph))
     finally:
         source.close()
     print(f"merges without a distractor (seed {seed}): {dict(source.skipped)}")

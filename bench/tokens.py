@@ -113,10 +113,11 @@ def _mean_sd(values: list[float]) -> str:
 
 
 def _tasks_with_views(profile: str, neurons: int, k: int, seed: int, view_px: int):
-    from proofpilot.datastack.client import ClientSettings
+    from proofpilot.datastack.client import CaveConnection, ClientSettings
     from proofpilot.datastack.embedded.distractors import EmbeddedDistractors
     from proofpilot.datastack.embedded.server import start_server
     from proofpilot.datastack.ingest import IngestOptions, ingest
+    from proofpilot.datastack.roles import CaveRoles
     from proofpilot.datastack.skeletons import skeleton_layer_url
     from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
     from proofpilot.tasks.prepare import SkeletonCache, add_features, task_views
@@ -124,8 +125,9 @@ def _tasks_with_views(profile: str, neurons: int, k: int, seed: int, view_px: in
     with start_server(profile) as server:
         settings = ClientSettings(datastack=profile, server_address=server.url, write_server_cache=False)
         result = ingest(settings, IngestOptions(limit=neurons, use_cache=False, progress=False))
+        roles = CaveRoles(CaveConnection(settings).client.chunkedgraph)
         tasks = tasks_from_ingest(
-            result, EmbeddedDistractors(profile), TaskOptions(seed=seed, max_ops_per_neuron=k)
+            result, EmbeddedDistractors(profile), TaskOptions(seed=seed, max_ops_per_neuron=k), roles=roles
         )
         cache = SkeletonCache(skeleton_layer_url(profile, server_url=server.url), max_items=100_000)
         tasks = add_features(tasks, cache)

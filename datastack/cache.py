@@ -15,15 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from proofpilot.datastack.opdetails import DetailsChunk, offsets_from_counts
+from proofpilot.datastack.opdetails import N_META, DetailsChunk, offsets_from_counts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS namespaces (id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL);
 CREATE TABLE IF NOT EXISTS changelog (
     ns INTEGER NOT NULL, root_id INTEGER NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (ns, root_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS opdetails (
+CREATE TABLE IF NOT EXISTS opdetails2 (
     ns INTEGER NOT NULL, operation_id INTEGER NOT NULL, x REAL, y REAL, z REAL, roots TEXT NOT NULL,
+    status INTEGER NOT NULL, undo_of INTEGER NOT NULL, redo_of INTEGER NOT NULL,
+    source_sv INTEGER NOT NULL, sink_sv INTEGER NOT NULL,
     PRIMARY KEY (ns, operation_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tables (
@@ -93,18 +95,21 @@ class ResponseCache:
         )
         self._db.commit()
 
-    # -- operation details: interface point (nm) and all new roots ---------------------------------------
+    # -- operation details: interface point (nm), all new roots and the meta columns -----------------------
+    # (table opdetails2: `opdetails` of earlier versions lacks the meta columns and is no longer read)
     def get_opdetails(self, operation_ids: np.ndarray) -> DetailsChunk:
         """The cached subset of ``operation_ids`` (in no particular order)."""
         ids: list[int] = []
         points: list[tuple[float, float, float]] = []
         roots: list[int] = []
         counts: list[int] = []
-        if len(operation_ids) and self._has_any("opdetails"):
+        meta: list[tuple[int, ...]] = []
+        if len(operation_ids) and self._has_any("opdetails2"):
             for chunk in _chunks(np.asarray(operation_ids, dtype=np.int64).tolist()):
                 marks = ",".join("?" * len(chunk))
-                for op, x, y, z, text in self._db.execute(
-                    "SELECT operation_id, x, y, z, roots FROM opdetails"
+                for op, x, y, z, text, *scalars in self._db.execute(
+                    "SELECT operation_id, x, y, z, roots, status, undo_of, redo_of, source_sv, sink_sv"
+                    " FROM opdetails2"
                     f" WHERE ns = ? AND operation_id IN ({marks})",
                     (self._ns, *chunk),
                 ):
@@ -113,11 +118,13 @@ class ResponseCache:
                     new_roots = [int(v) for v in text.split(",")] if text else []
                     roots.extend(new_roots)
                     counts.append(len(new_roots))
+                    meta.append(tuple(scalars))
         return DetailsChunk(
             np.asarray(ids, dtype=np.int64),
             np.asarray(points, dtype=np.float64).reshape(-1, 3),
             np.asarray(roots, dtype=np.int64),
             offsets_from_counts(counts),
+            np.asarray(meta, dtype=np.int64).reshape(-1, N_META),
             {},
             0,
         )
@@ -125,6 +132,7 @@ class ResponseCache:
     def put_opdetails(self, chunk: DetailsChunk) -> None:
         bounds = chunk.after_offsets.tolist()
         values = chunk.after_values.tolist()
+        meta = chunk.meta.tolist()
 
         def rows():
             for i, (op, (x, y, z)) in enumerate(
@@ -137,10 +145,12 @@ class ResponseCache:
                     _real(y),
                     _real(z),
                     ",".join(map(str, values[bounds[i] : bounds[i + 1]])),
+                    *meta[i],
                 )
 
         self._db.executemany(
-            "INSERT OR REPLACE INTO opdetails (ns, operation_id, x, y, z, roots) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO opdetails2 (ns, operation_id, x, y, z, roots, status, undo_of, redo_of,"
+            " source_sv, sink_sv) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows(),
         )
         self._db.commit()

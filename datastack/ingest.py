@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,13 @@ from tqdm.auto import tqdm
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.parquet import write_parquet
 from proofpilot.core.redact import known_secrets, redact
-from proofpilot.datastack.bank import build_bank, build_membership, unique_pairs
+from proofpilot.datastack.bank import (
+    build_bank,
+    build_membership,
+    dropped_operations,
+    unique_pairs,
+    without_operations,
+)
 from proofpilot.datastack.cache import ResponseCache, default_cache_dir
 from proofpilot.datastack.changelog import (
     DEFAULT_BATCH_SIZE,
@@ -103,6 +110,10 @@ class IngestStats:
     changelog_requests: int
     details_requests: int
     seconds: float
+    # left out of the operation bank (still in membership and per-neuron counts): bank.dropped_operations
+    n_operations_failed: int = 0
+    n_undo_redo: int = 0
+    n_undone: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,6 +124,8 @@ class IngestResult:
     pin: DataPin
     stats: IngestStats | None = field(default=None, compare=False)
     operation_errors: dict[int, str] = field(default_factory=dict, compare=False)
+    # operations of the change logs left out of the bank: {operation id: bank.DROP_REASONS reason}
+    dropped_operations: dict[int, str] = field(default_factory=dict, compare=False)
 
 
 def parse_root_ids(values: Iterable[object]) -> list[int]:
@@ -375,7 +388,9 @@ class Ingestion:
         rows = unique_pairs(LogRows.concat(parts + fetched) if parts or fetched else _empty_rows())
         op_ids = np.unique(rows.operation_id)
         details = self.operation_details(op_ids) if self.opt.with_details else concat_chunks([])
-        operations = build_bank(rows, details)
+        dropped = dropped_operations(details)
+        reasons = Counter(dropped.values())
+        operations = build_bank(without_operations(rows, dropped), details)
         per_neuron = _per_neuron_frame(roots, rows, errors)
         n_err = len(errors)
         stats = IngestStats(
@@ -390,14 +405,16 @@ class Ingestion:
             changelog_requests=self.changelog_requests,
             details_requests=self.details_requests,
             seconds=time.perf_counter() - t0,
+            n_operations_failed=reasons["failed"],
+            n_undo_redo=reasons["undo"] + reasons["redo"],
+            n_undone=reasons["undone"],
         )
         if n_err:
             log.warning(
                 "%d of %d neurons could not be fetched (error rows; rerun to retry them)", n_err, len(roots)
             )
-        return IngestResult(
-            per_neuron, operations, build_membership(rows), self.conn.pin(table), stats, dict(details.errors)
-        )
+        membership, pin = build_membership(rows), self.conn.pin(table)
+        return IngestResult(per_neuron, operations, membership, pin, stats, dict(details.errors), dropped)
 
 
 def resolve_table(datastack: str, table: str | None) -> str:

@@ -7,7 +7,8 @@ mip-0 segmentation voxels to nm with the segmentation resolution. A chunk that f
 change-log batches; an operation whose details cannot be fetched keeps NaN coordinates and its reason.
 
 The request is caveclient's (endpoint table, session, ``handle_response``); the body is read with simdjson's
-lazy parser, which touches only ``roots`` and the coordinates: a full ``json.loads`` of the edges, supervoxel
+lazy parser, which touches only ``roots``, the coordinates and the few scalars of ``meta`` (status, undo/redo
+target, the first edge's supervoxels): a full ``json.loads`` of the edges, supervoxel
 ids and timestamps of 2.5 M operations costs about half a minute more on the fly-like table.
 """
 
@@ -29,6 +30,12 @@ from proofpilot.datastack.shapes import WrongShape, kind_of
 log = logging.getLogger(__name__)
 
 MAX_IDS_PER_CALL = 500
+# columns of DetailsChunk.meta (int64): operation_status (-1 if absent; 0 is success), undo_operation_id and
+# redo_operation_id (0 if none), and the source and sink supervoxels of the first edge: added_edges[0] for a
+# merge (source = the side the proofreader clicked first), else source_ids[0] / sink_ids[0], else
+# removed_edges[0] (0 if none).
+META_STATUS, META_UNDO_OF, META_REDO_OF, META_SOURCE_SV, META_SINK_SV = range(5)
+N_META = 5
 FetchDetails = Callable[[list[int]], bytes]
 
 
@@ -65,6 +72,7 @@ class DetailsChunk:
     interface_nm: np.ndarray  # float64 (n, 3), NaN where the operation has no source/sink coordinates
     after_values: np.ndarray  # int64, all new roots of every operation, flattened
     after_offsets: np.ndarray  # int64, len = n + 1
+    meta: np.ndarray  # int64 (n, N_META), columns META_*
     errors: dict[int, str]
     requests: int
 
@@ -95,6 +103,7 @@ def parse_details(body: bytes, operation_ids: Sequence[int], resolution_nm: np.n
     sink_counts: list[int] = []
     roots: list[int] = []
     root_counts: list[int] = []
+    meta: list[list[int]] = []
     for op in operation_ids:
         entry = details.get(str(op))
         if not isinstance(entry, simdjson.Object):
@@ -111,15 +120,50 @@ def parse_details(body: bytes, operation_ids: Sequence[int], resolution_nm: np.n
         new_roots = new_roots.as_list() if isinstance(new_roots, simdjson.Array) else []
         roots.extend(new_roots)
         root_counts.append(len(new_roots))
+        meta.append(_meta(entry))
     points = (_centroids(src_flat, src_counts) + _centroids(sink_flat, sink_counts)) / 2 * resolution_nm
     return DetailsChunk(
         np.asarray(operation_ids, dtype=np.int64),
         points,
         np.asarray(roots, dtype=np.int64),
         offsets_from_counts(root_counts),
+        np.asarray(meta, dtype=np.int64).reshape(-1, N_META),
         {},
         1,
     )
+
+
+def _int(value, default: int = 0) -> int:
+    return int(value) if type(value) is int else default
+
+
+def _first_pair(entry, source_key: str, sink_key: str | None) -> tuple[int, int] | None:
+    """(first of source_key, first of sink_key), or the first pair of an edge list when sink_key is None."""
+    first = entry.get(source_key)
+    if not isinstance(first, simdjson.Array) or len(first) == 0:
+        return None
+    if sink_key is None:
+        edge = first[0]
+        return (_int(edge[0]), _int(edge[1])) if isinstance(edge, simdjson.Array) and len(edge) >= 2 else None
+    second = entry.get(sink_key)
+    if not isinstance(second, simdjson.Array) or len(second) == 0:
+        return None
+    return _int(first[0]), _int(second[0])
+
+
+def _meta(entry) -> list[int]:
+    pair = (
+        _first_pair(entry, "added_edges", None)
+        or _first_pair(entry, "source_ids", "sink_ids")
+        or _first_pair(entry, "removed_edges", None)
+        or (0, 0)
+    )
+    return [
+        _int(entry.get("operation_status"), -1),
+        _int(entry.get("undo_operation_id")),
+        _int(entry.get("redo_operation_id")),
+        *pair,
+    ]
 
 
 def offsets_from_counts(counts) -> np.ndarray:
@@ -135,13 +179,20 @@ def concat_chunks(chunks: Sequence[DetailsChunk]) -> DetailsChunk:
         errors.update(c.errors)
     if not chunks:
         return DetailsChunk(
-            np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(1, np.int64), errors, 0
+            np.zeros(0, np.int64),
+            np.zeros((0, 3)),
+            np.zeros(0, np.int64),
+            np.zeros(1, np.int64),
+            np.zeros((0, N_META), np.int64),
+            errors,
+            0,
         )
     return DetailsChunk(
         np.concatenate([c.operation_id for c in chunks]),
         np.concatenate([c.interface_nm for c in chunks]),
         np.concatenate([c.after_values for c in chunks]),
         offsets_from_counts(np.concatenate([np.diff(c.after_offsets) for c in chunks])),
+        np.concatenate([c.meta for c in chunks]),
         errors,
         sum(c.requests for c in chunks),
     )
@@ -175,6 +226,7 @@ def fetch_details(
         merged.interface_nm,
         merged.after_values,
         merged.after_offsets,
+        merged.meta,
         errors,
         n_requests,
     )

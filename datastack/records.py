@@ -34,6 +34,10 @@ OPERATION_COLUMNS = {
     "interface_z_nm": "float64",
     "neuron_root_ids": "object",  # list[int]: proofread neurons whose filtered logs contain the operation
     "n_neurons": "int64",
+    # the first edge's supervoxels from operation_details (opdetails.META_*): a merge's added_edges[0] =
+    # [source, sink]; 0 where the details lack them
+    "source_sv": "int64",
+    "sink_sv": "int64",
 }
 
 # membership DataFrame: (root_id, operation_id) pairs, one per row of each neuron's filtered change log.
@@ -67,7 +71,24 @@ class Operation:
     after_root_ids: tuple[int, ...]
     interface_nm: tuple[float, float, float]
     neuron_root_ids: tuple[int, ...]
+    source_sv: int = 0  # a merge's added_edges[0][0] (the side clicked first); 0 if unknown
+    sink_sv: int = 0  # a merge's added_edges[0][1]
 
     @property
     def kind(self) -> Literal["merge", "split"]:
         return "merge" if self.is_merge else "split"
+
+
+@dataclass(frozen=True)
+class OperationRoles:
+    """Which segment plays which part in one operation, from the operation itself (datastack/roles.py).
+
+    merge: ``base_root_id`` holds the source supervoxel and ``partner_root_id`` the sink one, just before it;
+    split: ``base_root_id`` is the root it cut and ``partner_root_id`` None.
+    ``after_root_ids``: its new roots."""
+
+    operation_id: int
+    is_merge: bool
+    base_root_id: int
+    partner_root_id: int | None
+    after_root_ids: tuple[int, ...]

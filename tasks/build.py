@@ -2,11 +2,17 @@
 
 Works from the operation bank as it would for real CAVE data (datastack/records.py OPERATION_COLUMNS):
 
-- a merge gives two tasks on the same base (``before_root_ids[0]``): the true partner ``before_root_ids[1]``
-  (role ``partner``, label ``merge``) and a distractor near the interface that is not part of the neuron
-  (``distractor``, ``no_merge``);
-- a split gives the segment before the split, ``before_root_ids[0]`` (``before_split``, ``split``), and the
-  neuron's final proofread root, assumed correct at the same place (``clean``, ``clean``).
+- a merge gives two tasks on the same base, the root of its source supervoxel just before it: the true
+  partner, the root of its sink supervoxel (role ``partner``, label ``merge``), and a distractor near the
+  interface that is not part of the neuron (``distractor``, ``no_merge``);
+- a split gives the segment before the split (``before_split``, ``split``), and the neuron's final proofread
+  root, assumed correct at the same place (``clean``, ``clean``).
+
+The roles come from the operation through a `RoleSource` (datastack/roles.py for CAVE): ``before_root_ids``
+are in ascending id order, not base-then-partner. It is asked once, for the sampled operations only (one
+get_roots call per merge). An operation without roles gives no tasks (counted in the "tasks skipped" line).
+Operations the ingestion dropped (failed, undo/redo, undone: `excluded`) are in the membership table but not
+in the bank; they give no tasks.
 
 Distractors come through the `DistractorSource` hook; the pilot uses
 `tasks.distractors.SegmentationDistractors` (the segment touching the partner in a segmentation cutout at op
@@ -31,12 +37,12 @@ import pandas as pd
 
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.vocab import OP_KINDS, ROLE_LABEL
-from proofpilot.datastack.records import Operation
+from proofpilot.datastack.records import Operation, OperationRoles
 from proofpilot.tasks.distractors import DistractorSource
 from proofpilot.tasks.records import DecisionTask
+from proofpilot.tasks.roles import RoleSource
 
 if TYPE_CHECKING:
-
     from proofpilot.datastack.ingest import IngestResult
 
 log = logging.getLogger(__name__)
@@ -136,6 +142,8 @@ def _operation(row) -> Operation:
         after_root_ids=tuple(int(r) for r in getattr(row, "after_root_ids", ()) or ()),
         interface_nm=(float(row.interface_x_nm), float(row.interface_y_nm), float(row.interface_z_nm)),
         neuron_root_ids=tuple(int(r) for r in row.neuron_root_ids),
+        source_sv=int(getattr(row, "source_sv", 0)),
+        sink_sv=int(getattr(row, "sink_sv", 0)),
     )
 
 
@@ -145,6 +153,9 @@ def build_tasks(
     per_neuron: pd.DataFrame,
     distractors: DistractorSource,
     options: TaskOptions | None = None,
+    *,
+    roles: RoleSource,
+    excluded: Iterable[int] = (),
 ) -> list[DecisionTask]:
     """Decision tasks (no features yet) from the operation bank; deterministic for `options.seed`."""
     opt = options or TaskOptions()
@@ -158,6 +169,7 @@ def build_tasks(
     neurons = _chosen_neurons(per_neuron, opt.neuron_root_ids)
     n_edits = dict(zip(per_neuron["root_id"].astype("int64"), per_neuron["n_edits"], strict=True))
     rows = membership[membership["root_id"].isin(neurons)]
+    rows = rows[~rows["operation_id"].isin(list(excluded))]
     orphans = ~rows["operation_id"].isin(bank.index)
     if orphans.any():
         raise DataError(
@@ -193,9 +205,12 @@ def build_tasks(
 
     tasks: list[DecisionTask] = []
     skipped: Counter[str] = Counter()
-    for op, root in sorted(owner.items(), key=lambda item: (order[item[1]], item[0])):
-        operation = _operation(bank.loc[op])
-        for role, base, candidate in _pairs(operation, root, distractors, skipped):
+    picked_ops = sorted(owner.items(), key=lambda item: (order[item[1]], item[0]))
+    operations_of = {op: _operation(bank.loc[op]) for op, _ in picked_ops}
+    known_roles = roles.roles(list(operations_of.values())) if operations_of else {}
+    for op, root in picked_ops:
+        operation = operations_of[op]
+        for role, base, candidate in _pairs(operation, known_roles.get(op), root, distractors, skipped):
             tasks.append(
                 DecisionTask(
                     task_id=f"{op}:{role}",
@@ -218,33 +233,47 @@ def build_tasks(
     return tasks
 
 
-def _pairs(op: Operation, neuron: int, distractors: DistractorSource, skipped: Counter[str]):
+def _pairs(
+    op: Operation,
+    roles: OperationRoles | None,
+    neuron: int,
+    distractors: DistractorSource,
+    skipped: Counter[str],
+):
     """(role, base root, candidate root) of the operation's two tasks, those that can be built."""
-    before = op.before_root_ids
+    if roles is None:
+        skipped[f"{op.kind} without roles"] += 1
+        return
+    base = roles.base_root_id
     if op.is_merge:
-        if len(before) < 2:
-            skipped["merge with fewer than 2 before roots"] += 1
-            return
-        base, partner = before[0], before[1]
-        yield "partner", base, partner
-        distractor = distractors.distractor_root(op)
-        if distractor is None or distractor in before:
+        yield "partner", base, roles.partner_root_id
+        distractor = distractors.distractor_root(op, roles.partner_root_id)
+        if distractor is None or distractor in op.before_root_ids:
             skipped["no distractor"] += 1
             return
         yield "distractor", base, int(distractor)
         return
-    if not before:
-        skipped["split without a before root"] += 1
-        return
-    yield "before_split", before[0], None
-    if neuron == before[0]:
+    yield "before_split", base, None
+    if neuron == base:
         skipped["clean root equals the before root"] += 1
         return
     yield "clean", neuron, None
 
 
 def tasks_from_ingest(
-    result: IngestResult, distractors: DistractorSource, options: TaskOptions | None = None
+    result: IngestResult,
+    distractors: DistractorSource,
+    options: TaskOptions | None = None,
+    *,
+    roles: RoleSource,
 ) -> list[DecisionTask]:
-    """`build_tasks` on an ingestion result."""
-    return build_tasks(result.operations, result.membership, result.per_neuron, distractors, options)
+    """`build_tasks` on an ingestion result (its dropped operations excluded)."""
+    return build_tasks(
+        result.operations,
+        result.membership,
+        result.per_neuron,
+        distractors,
+        options,
+        roles=roles,
+        excluded=result.dropped_operations,
+    )

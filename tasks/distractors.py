@@ -43,8 +43,9 @@ DEADLINE_S = 60.0
 class DistractorSource(Protocol):
     """Picks, for a merge operation, a segment near its interface that is not part of the neuron."""
 
-    def distractor_root(self, operation: Operation) -> int | None:
-        """A root id near `operation.interface_nm` at the time of the operation, or None if there is none."""
+    def distractor_root(self, operation: Operation, partner_root_id: int | None = None) -> int | None:
+        """A root id near `operation.interface_nm` at the time of the operation, touching the true partner
+        (`partner_root_id`, from the operation's roles), or None if there is none."""
 
 
 class CutoutError(Exception):
@@ -155,7 +156,7 @@ class SegmentationDistractors:
             raise CutoutError(f"cutout failed: {type(exc).__name__}") from None
         return np.asarray(img)[..., 0] if np.asarray(img).ndim == 4 else np.asarray(img)
 
-    def distractor_root(self, operation: Operation) -> int | None:
+    def distractor_root(self, operation: Operation, partner_root_id: int | None = None) -> int | None:
         if not operation.is_merge or len(operation.before_root_ids) < 2:
             return None
         try:
@@ -163,7 +164,8 @@ class SegmentationDistractors:
         except CutoutError as exc:
             return self._skip(operation, str(exc))
         exclude = set(operation.before_root_ids) | set(operation.after_root_ids)
-        root, why = pick_distractor(roots, operation.before_root_ids[1], exclude, self.options)
+        partner = operation.before_root_ids[1] if partner_root_id is None else int(partner_root_id)
+        root, why = pick_distractor(roots, partner, exclude, self.options)
         return root if root is not None else self._skip(operation, why)
 
     def _skip(self, operation: Operation, reason: str) -> None:

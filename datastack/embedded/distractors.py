@@ -23,5 +23,5 @@ class EmbeddedDistractors:
     def __post_init__(self) -> None:
         get_profile(self.profile_name)  # ConfigError for an unknown profile
 
-    def distractor_root(self, operation: Operation) -> int | None:
+    def distractor_root(self, operation: Operation, partner_root_id: int | None = None) -> int | None:
         return op_fragments(self.profile_name, operation.operation_id).get("distractor")

@@ -70,7 +70,7 @@ class TabularLogEncoder:
         keys = _INDEX_KEYS[:stop]
         users = log.user[:stop].tolist()
         before = [
-            f"[{b},{p}]" if p else f"[{b}]"
+            (f"[{b},{p}]" if b < p else f"[{p},{b}]") if p else f"[{b}]"  # ascending, as real CAVE
             for b, p in zip(log.before_root[:stop].tolist(), log.partner_root[:stop].tolist(), strict=True)
         ]
         after = log.after_root[:stop].tolist()

@@ -10,7 +10,13 @@ Calibration: counts are lognormal with a reshaped upper tail (and optionally a s
 the population mean is the profile's target, then nudged by ±1 on seed-chosen neurons so that the total is
 exactly round(N · target mean); merge counts are Binomial(n, p_i) with p_i ~ Beta around the target share,
 nudged the same way to hit the pooled share exactly. Per-neuron counts include the splits a neuron shares with
-its pair partner (they are in both logs, as in CAVE)."""
+its pair partner (they are in both logs, as in CAVE).
+
+Undo/redo: about UNDO_SHARE of a neuron's own operations are later undone, half of those redone. No rows are
+added for this: the undo is a later own row of the opposite kind (an undo of a merge is a split in the log,
+`is_merge` false) and the redo a later row of the undone op's kind, so per-neuron row counts and merge shares
+(what the seed counted and the profiles calibrate) are exactly those drawn above. The rows stay edits in the
+per-neuron counts; the operation bank drops undo/redo rows and ops left undone (datastack/bank.py)."""
 
 from __future__ import annotations
 
@@ -26,9 +32,11 @@ from proofpilot.datastack.embedded.ids import RootKind
 from proofpilot.datastack.embedded.profiles import Profile, get_profile
 
 # independent random streams below the profile seed
-_STREAM_COUNTS, _STREAM_NEURON, _STREAM_PAIR, _STREAM_TABLE = 1, 2, 3, 4
+_STREAM_COUNTS, _STREAM_NEURON, _STREAM_PAIR, _STREAM_TABLE, _STREAM_UNDO = 1, 2, 3, 4, 6
+UNDO_SHARE = 0.015  # share of own operations that are later undone (half of them redone)
 _AFTER_BASE = ids.root_id(RootKind.AFTER, 0)
 _PARTNER_BASE = ids.root_id(RootKind.PARTNER, 0)
+_PARTNER_LOW_BASE = ids.root_id(RootKind.PARTNER_LOW, 0)
 _FOREIGN_BASE = ids.root_id(RootKind.FOREIGN, 0)
 _SHARED_BASE = ids.root_id(RootKind.SHARED_BEFORE, 0)
 
@@ -178,9 +186,11 @@ class NeuronLog:
     is_shared: np.ndarray  # bool
     user: np.ndarray  # int64 index into the profile's user pool
     before_root: np.ndarray  # int64: previous state of the neuron (SHARED_BEFORE for a shared split)
-    partner_root: np.ndarray  # int64: PARTNER(op) for merges, 0 otherwise
+    partner_root: np.ndarray  # int64: ids.partner_root(op) for merges, 0 otherwise
     after_root: np.ndarray  # int64: the neuron's root after the op (kept side of a split)
     id_order: np.ndarray  # argsort of operation_id
+    undo_of: np.ndarray  # int64: the operation this row undoes, 0 if it is no undo
+    redo_of: np.ndarray  # int64: the operation this row redoes, 0 if it is no redo
 
     def __len__(self) -> int:
         return len(self.operation_id)
@@ -202,6 +212,31 @@ def _strictly_increasing(sorted_ts: np.ndarray, step: int) -> np.ndarray:
     """Make sorted timestamps strictly increasing by at least `step` (parity kept for even steps)."""
     bump = step * np.arange(len(sorted_ts), dtype=np.int64)
     return np.maximum.accumulate(sorted_ts - bump) + bump
+
+
+def _undo_marks(
+    rng: np.random.Generator, op: np.ndarray, is_merge: np.ndarray, is_shared: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(undo_of, redo_of) per row: an own row undone by the next free own row of the opposite kind, and for
+    half of them redone by the next free own row of its own kind after that."""
+    undo_of = np.zeros(len(op), dtype=np.int64)
+    redo_of = np.zeros(len(op), dtype=np.int64)
+    free = ~is_shared
+    for a in np.flatnonzero((rng.random(len(op)) < UNDO_SHARE) & free).tolist():
+        if not free[a]:
+            continue
+        later = np.flatnonzero(free[a + 1 :] & (is_merge[a + 1 :] != is_merge[a]))
+        if not len(later):
+            continue
+        u = a + 1 + int(later[0])
+        free[a] = free[u] = False
+        undo_of[u] = op[a]
+        later = np.flatnonzero(free[u + 1 :] & (is_merge[u + 1 :] == is_merge[a]))
+        if rng.random() < 0.5 and len(later):
+            r = u + 1 + int(later[0])
+            free[r] = False
+            redo_of[r] = op[a]
+    return undo_of, redo_of
 
 
 class Generator:
@@ -288,8 +323,13 @@ class Generator:
             after[-1] = ids.root_id(RootKind.NEURON, i)
         previous = np.concatenate([[ids.root_id(RootKind.INITIAL, i)], after[:-1]]).astype(np.int64)
         before = np.where(is_shared, _SHARED_BASE + op, previous)
-        partner = np.where(is_merge, _PARTNER_BASE + op, 0)
-        return NeuronLog(i, op, ts, is_merge, is_shared, user, before, partner, after, np.argsort(op))
+        partner = np.where(is_merge, np.where(ids.low_partner(op), _PARTNER_LOW_BASE, _PARTNER_BASE) + op, 0)
+        undo_of, redo_of = _undo_marks(
+            np.random.default_rng([self.profile.seed, _STREAM_UNDO, i]), op, is_merge, is_shared
+        )
+        return NeuronLog(
+            i, op, ts, is_merge, is_shared, user, before, partner, after, np.argsort(op), undo_of, redo_of
+        )
 
     def user_name(self, user: int) -> str:
         return f"proofreader_{user:04d}"
@@ -320,8 +360,9 @@ class Generator:
 
     @staticmethod
     def before_lists(log: NeuronLog) -> list[list[int]]:
+        """before_root_ids per row, ascending as in real CAVE (PyChunkedGraph writes them np.unique'd)."""
         return [
-            [b, p] if p else [b]
+            sorted((b, p)) if p else [b]
             for b, p in zip(log.before_root.tolist(), log.partner_root.tolist(), strict=True)
         ]
 

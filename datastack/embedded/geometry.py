@@ -338,7 +338,7 @@ def _segment_tree(lay: Layout, gen: Generator, kind: RootKind, payload: int, roo
     merge = bool(log.is_merge[log.row_of(op)])
     if kind is RootKind.AFTER:
         return _lineage_tree(lay, gen, owners[0], root)
-    if kind is RootKind.PARTNER:
+    if kind in (RootKind.PARTNER, RootKind.PARTNER_LOW):
         return _merge_parts(lay, op)[1] if merge else None
     if kind is RootKind.FOREIGN:
         if merge:

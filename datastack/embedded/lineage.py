@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+
 from proofpilot.datastack.embedded import ids
 from proofpilot.datastack.embedded.generator import Generator
 from proofpilot.datastack.embedded.ids import RootKind
@@ -172,6 +174,39 @@ class Lineage:
             "nodes": node_list,
             "links": [{"source": s, "target": t} for s, t in sorted(links)],
         }
+
+    def neuron_root_at(self, neuron: int, ms: float) -> int:
+        """The neuron's root at time `ms` (inclusive: an operation's new root exists at its own timestamp)."""
+        log = self.gen.neuron_log(neuron)
+        if len(log) == 0:
+            return ids.root_id(RootKind.NEURON, neuron)
+        k = int(np.searchsorted(log.timestamp_ms, ms, side="right"))
+        return int(log.after_root[k - 1]) if k else ids.root_id(RootKind.INITIAL, neuron)
+
+    def operation_sv_root_at(self, operation_id: int, k: int, ms: float) -> int:
+        """Root at `ms` of supervoxel k of an operation (operation_details: merge 0 source / 1 sink; split 0-1
+        source side / 2-3 sink side). Before a merge its source is on the neuron's root and its sink on the
+        partner; before a split both sides are on the root it cuts; from the op on, each side is on its new
+        root and follows the neuron's later edits."""
+        owners = ids.op_owner(operation_id)
+        log = self.gen.neuron_log(owners[0])
+        row = log.row_of(operation_id)
+        op_ms = int(log.timestamp_ms[row])
+        if log.is_merge[row]:
+            if ms < op_ms and k >= 1:
+                return int(log.partner_root[row])
+            return self.neuron_root_at(owners[0], ms)
+        if ms < op_ms:
+            if len(owners) == 2 and ms >= op_ms - 1:
+                return int(log.before_root[row])  # SHARED_BEFORE, created 1 ms before the split
+            return self.neuron_root_at(owners[0], ms)
+        if k < 2:
+            return self.neuron_root_at(owners[0], ms)
+        return (
+            self.neuron_root_at(owners[1], ms)
+            if len(owners) == 2
+            else ids.root_id(RootKind.FOREIGN, operation_id)
+        )
 
     def past_ids(self, root: int, past_ms: float | None) -> list[int]:
         """The ancestors-or-self of `root` that existed at `past_ms` (the earliest ancestors when None)."""

@@ -4,7 +4,12 @@ Coordinates: `source_coords` / `sink_coords` are mip-0 segmentation voxels place
 interface point from `geometry.op_points_nm`, offset by whole voxels, so the midpoint of the source and sink
 centroids, converted to nm, is exactly the interface point. Coordinates are integers when the interface point
 lies on the voxel grid (as real ones do), else floats. Shared splits take their point from the lower-indexed
-neuron of the pair."""
+neuron of the pair.
+
+A merge's `added_edges[0]` is [source sv, sink sv]: the source lies on the neuron's side (its root just before
+the merge is the neuron's before-root), the sink on the partner's. Undo and redo rows carry
+`undo_operation_id` / `redo_operation_id`, `roots` and the target's edges (inverted for an undo: an undo of a
+merge removes its edge), with no coordinates, as PyChunkedGraph writes them (generator.py: which rows)."""
 
 from __future__ import annotations
 
@@ -85,26 +90,50 @@ def _neuron_details(gen: Generator, neuron: int, ops: list[int]) -> list[str]:
     users = log.user[rows].tolist()
     afters = log.after_root[rows].tolist()
     shared = log.is_shared[rows].tolist()
+    undo_of = log.undo_of[rows].tolist()
+    redo_of = log.redo_of[rows].tolist()
     out = []
     for k, op in enumerate(op_arr.tolist()):
         ts = stamps[k].replace("T", " ") + "+00:00"  # str(datetime) of a UTC timestamp
         base = SUPERVOXEL_BASE + 8 * op
         head = (
             f'"{op}":{{"user":"{gen.user_id(users[k])}","timestamp":"{ts}","operation_ts":"{ts}",'
-            f'"bb_offset":{_BB_OFFSET_TEXT},"operation_status":0,'
+            '"operation_status":0,'
         )
+        roots = f"[{afters[k]}]"
+        if not merge[k]:
+            kept, other = gen.split_roots(op) if shared[k] else (afters[k], _FOREIGN_BASE + op)
+            roots = f"[{kept},{other}]"
+        target = undo_of[k] or redo_of[k]
+        if target:  # PyChunkedGraph's undo/redo entries: the target's id, the (inverse) edges, no coordinates
+            key = "undo_operation_id" if undo_of[k] else "redo_operation_id"
+            edges = _split_edges(target) if merge[k] == bool(undo_of[k]) else _merge_edges(target)
+            kind = "added_edges" if merge[k] else "removed_edges"
+            out.append(f'{head}"{key}":{target},"{kind}":{edges},"roots":{roots}}}')
+            continue
+        head += f'"bb_offset":{_BB_OFFSET_TEXT},'
         if merge[k]:
             body = (
-                f'"added_edges":[[{base},{base + 1}]],"roots":[{afters[k]}],"source_coords":{src_text[k]},'
+                f'"added_edges":{_merge_edges(op)},"roots":{roots},"source_coords":{src_text[k]},'
                 f'"sink_coords":{sink_text[k]},"source_ids":[{base}],"sink_ids":[{base + 1}]}}'
             )
         else:
-            kept, other = gen.split_roots(op) if shared[k] else (afters[k], _FOREIGN_BASE + op)
             body = (
-                f'"removed_edges":[[{base},{base + 2}],[{base},{base + 3}],[{base + 1},{base + 2}],'
-                f'[{base + 1},{base + 3}]],"roots":[{kept},{other}],"source_coords":{src_text[k]},'
+                f'"removed_edges":{_split_edges(op)},"roots":{roots},"source_coords":{src_text[k]},'
                 f'"sink_coords":{sink_text[k]},"source_ids":[{base},{base + 1}],'
                 f'"sink_ids":[{base + 2},{base + 3}]}}'
             )
         out.append(head + body)
     return out
+
+
+def _merge_edges(op: int) -> str:
+    """A merge's added_edges: [[source sv (the neuron's side), sink sv (the partner's)]]."""
+    base = SUPERVOXEL_BASE + 8 * op
+    return f"[[{base},{base + 1}]]"
+
+
+def _split_edges(op: int) -> str:
+    """A split's removed_edges: every source sv (k = 0, 1) against every sink sv (k = 2, 3)."""
+    b = SUPERVOXEL_BASE + 8 * op
+    return f"[[{b},{b + 2}],[{b},{b + 3}],[{b + 1},{b + 2}],[{b + 1},{b + 3}]]"

@@ -185,9 +185,32 @@ def _sv_root(ctx: ServerContext, sv: int) -> int:
     return ids.root_id(ids.RootKind.FOREIGN, op)
 
 
+def _timestamp_ms(req: Request) -> int | None:
+    """The `timestamp` query parameter as PyChunkedGraph reads it: float s -> µs datetime -> ms (floor)."""
+    value = req.query.get("timestamp")
+    if value in (None, "", "None"):
+        return None
+    try:
+        return round(float(value) * 1e6) // 1000
+    except ValueError:
+        raise HttpError(400, "timestamp parameter is not a valid unix timestamp") from None
+
+
+def _sv_root_at(ctx: ServerContext, sv: int, ms: int | None) -> int:
+    """Root of a supervoxel at `ms` (None: at materialization, `_sv_root`); 0 if unknown."""
+    root = _sv_root(ctx, sv)
+    if ms is None or root == 0:
+        return root
+    if root_of_supervoxel(ctx.profile.name, sv) is not None:
+        neuron = ctx.gen.neuron_of_root(root)
+        return root if neuron is None else ctx.lineage.neuron_root_at(neuron, ms)
+    op, k = divmod(sv - SUPERVOXEL_BASE, 8)
+    return ctx.lineage.operation_sv_root_at(op, k, ms)
+
+
 def _node_root(ctx: ServerContext, req: Request, table: str, node: str) -> Response:
     ctx.check_pcg_table(table)
-    root = _sv_root(ctx, parse_int(node, "node id"))
+    root = _sv_root_at(ctx, parse_int(node, "node id"), _timestamp_ms(req))
     if root == 0:
         raise HttpError(400, f"node {node} not found")
     return json_response({"root_id": root})
@@ -201,10 +224,11 @@ def _roots_binary(ctx: ServerContext, req: Request, table: str) -> Response:
 
         body = gzip.decompress(body)
     svs = np.frombuffer(body, dtype=np.uint64)
-    roots = np.array([_sv_root(ctx, int(s)) for s in svs.tolist()], dtype=np.uint64)
+    ms = _timestamp_ms(req)
+    roots = np.array([_sv_root_at(ctx, int(s), ms) for s in svs.tolist()], dtype=np.uint64)
     ws = watershed.is_watershed(svs)  # the watershed's supervoxels map to roots at the timestamp
     if ws.any():
-        roots[ws] = watershed.roots_at(ctx.profile.name, svs[ws], _ms_param(req, "timestamp"))
+        roots[ws] = watershed.roots_at(ctx.profile.name, svs[ws], ms)
     return Response(200, roots.tobytes(), content_type="application/octet-stream")
 
 

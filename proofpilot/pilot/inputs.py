@@ -17,6 +17,7 @@ import numpy as np
 from proofpilot.core.errors import DataError
 from proofpilot.datastack.client import CaveConnection
 from proofpilot.datastack.ingest import Ingestion, IngestResult, resolve_table, write_result
+from proofpilot.datastack.roles import CaveRoles
 from proofpilot.datastack.source import DataSource
 from proofpilot.edits.sampling import draw_samples, population_root_ids
 from proofpilot.edits.stats import sample_statistics
@@ -74,19 +75,19 @@ def neurons_without_log(sample: PilotSample) -> list[dict[str, object]]:
     return [{"root_id": int(root), "reason": str(why)} for root, why in pairs]
 
 
-def distractor_source(source: DataSource) -> SegmentationDistractors:
-    """Distractors from the datastack's segmentation at the time of each edit (embedded ones included)."""
-    conn = CaveConnection(source.client_settings())
-    return SegmentationDistractors.from_client(conn.client)
-
-
 def build_tasks(
     sample: PilotSample, data: DataSource, seed: int, max_ops_per_neuron: int | None
 ) -> list[DecisionTask]:
-    distractors = distractor_source(data)
+    """The sample's tasks; merge roles come from the datastack (one get_roots call per sampled merge),
+    distractors from its segmentation at the time of each edit."""
+    conn = CaveConnection(data.client_settings())
+    distractors = SegmentationDistractors.from_client(conn.client)
     try:
         tasks = tasks_from_ingest(
-            sample.ingest, distractors, TaskOptions(seed=seed, max_ops_per_neuron=max_ops_per_neuron)
+            sample.ingest,
+            distractors,
+            TaskOptions(seed=seed, max_ops_per_neuron=max_ops_per_neuron),
+            roles=CaveRoles(conn.client.chunkedgraph),
         )
     finally:
         distractors.close()

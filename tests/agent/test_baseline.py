@@ -20,11 +20,12 @@ from proofpilot.agent.baseline import (
 from proofpilot.agent.schema import DECISIONS
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.vocab import ROLE_LABEL
-from proofpilot.datastack.client import ClientSettings
+from proofpilot.datastack.client import CaveConnection, ClientSettings
 from proofpilot.datastack.embedded.distractors import EmbeddedDistractors
 from proofpilot.datastack.embedded.ids import RootKind, root_id
 from proofpilot.datastack.embedded.server import start_server
 from proofpilot.datastack.ingest import IngestOptions, ingest
+from proofpilot.datastack.roles import CaveRoles
 from proofpilot.datastack.skeletons import skeleton_layer_url
 from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
 from proofpilot.tasks.prepare import SkeletonCache, add_features
@@ -125,8 +126,9 @@ def embedded_tasks():
         settings = ClientSettings(datastack=profile, server_address=server.url, write_server_cache=False)
         roots = tuple(root_id(RootKind.NEURON, i) for i in range(1000, 1040))
         result = ingest(settings, IngestOptions(root_ids=roots, use_cache=False, progress=False))
+        roles = CaveRoles(CaveConnection(settings).client.chunkedgraph)
         tasks = tasks_from_ingest(
-            result, EmbeddedDistractors(profile), TaskOptions(seed=3, max_ops_per_neuron=4)
+            result, EmbeddedDistractors(profile), TaskOptions(seed=3, max_ops_per_neuron=4), roles=roles
         )
         return add_features(tasks, SkeletonCache(skeleton_layer_url(profile, server_url=server.url)))
 

@@ -121,7 +121,8 @@ def test_root_chain_follows_the_id_layout(name):
             if log.is_shared[row]:
                 assert before == [ids.root_id(RootKind.SHARED_BEFORE, op)]
             elif log.is_merge[row]:
-                assert before == [state, ids.root_id(RootKind.PARTNER, op)]
+                assert before == [state, ids.partner_root(op)]
+                assert ids.decode_root(before[1]) in ((RootKind.PARTNER, op), (RootKind.PARTNER_LOW, op))
             else:
                 assert before == [state]
             state = int(log.after_root[row])

@@ -49,6 +49,22 @@ def assert_contract(result) -> None:
                 assert frame[name].dtype == dtype, (name, frame[name].dtype)
 
 
+def expected_drops(profile: str, n: int) -> dict[int, str]:
+    """Undo/redo rows and ops left undone in the first n neurons' logs, from the generator's marks."""
+    gen = get_generator(profile)
+    out: dict[int, str] = {}
+    undone: set[int] = set()
+    for i in range(n):
+        log = gen.neuron_log(i)
+        for op, undo, redo in zip(
+            log.operation_id.tolist(), log.undo_of.tolist(), log.redo_of.tolist(), strict=True
+        ):
+            if undo or redo:
+                out[op] = "undo" if undo else "redo"
+                (undone.add(undo) if undo else undone.discard(redo))
+    return out | dict.fromkeys(undone, "undone")
+
+
 @pytest.fixture(scope="module")
 def server():
     with start_server(MOUSE) as srv:
@@ -70,7 +86,14 @@ def test_shared_split_is_one_bank_row_and_counts_for_both_neurons(server, tmp_pa
 
     bank = result.operations
     assert bank["operation_id"].is_unique
-    assert len(bank) == int(pop.n_edits[:n].sum() - pop.n_shared[:n:2].sum())
+    dropped = expected_drops(MOUSE, n)
+    assert dropped  # some of these logs have undo/redo rows
+    assert result.dropped_operations == dropped
+    assert len(bank) == int(pop.n_edits[:n].sum() - pop.n_shared[:n:2].sum()) - len(dropped)
+    assert not bank["operation_id"].isin(list(dropped)).any()
+    assert result.stats.n_undo_redo == sum(r in ("undo", "redo") for r in dropped.values())
+    assert result.stats.n_undone == sum(r == "undone" for r in dropped.values()) > 0
+    assert result.stats.n_operations_failed == 0
     assert len(result.membership) == int(pop.n_edits[:n].sum())
     shared = bank[bank["n_neurons"] == 2]
     assert len(shared) == int(pop.n_shared[:n:2].sum())
@@ -125,11 +148,15 @@ def test_full_mouse_table_with_5_percent_errors_then_rerun_fills_exactly_those(t
     assert second.stats.n_from_cache == len(per) - len(failed)
     # only the failed neurons were asked for, and only the operations not seen before
     assert counts["tabular_change_log_many"] == math.ceil(len(failed) / 50)
-    new_ops = np.setdiff1d(second.operations["operation_id"], first.operations["operation_id"])
+    seen = np.concatenate([first.operations["operation_id"], list(first.dropped_operations)])
+    new_ops = np.setdiff1d(
+        np.concatenate([second.operations["operation_id"], list(second.dropped_operations)]), seen
+    )
     assert counts["operation_details"] == math.ceil(len(new_ops) / 500)
     assert counts.get("query", 0) == 0  # the proofread table came from the cache too
     bank = second.operations
-    assert len(bank) == pop.total_operations()
+    assert second.dropped_operations == expected_drops(MOUSE, pop.profile.n_neurons)
+    assert len(bank) == pop.total_operations() - len(second.dropped_operations)
     assert int((bank["n_neurons"] == 2).sum()) == int(pop.n_shared[::2].sum())
     assert not bank["interface_x_nm"].isna().any()
 

@@ -13,6 +13,7 @@ from proofpilot.datastack.embedded.distractors import EmbeddedDistractors
 from proofpilot.datastack.embedded.ids import RootKind, root_id
 from proofpilot.datastack.embedded.server import start_server
 from proofpilot.datastack.ingest import IngestOptions, ingest
+from proofpilot.datastack.roles import CaveRoles
 from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
 from proofpilot.tasks.distractors import (
     CutoutOptions,
@@ -52,10 +53,11 @@ def source(settings):
 
 
 @pytest.fixture(scope="module")
-def merge_tasks(server, ingested, source):
+def merge_tasks(server, ingested, source, settings):
+    roles = CaveRoles(CaveConnection(settings).client.chunkedgraph)
     server.reset_counts()
     tasks = tasks_from_ingest(
-        ingested, source, TaskOptions(seed=0, max_ops_per_neuron=3, op_kinds=("merge",))
+        ingested, source, TaskOptions(seed=0, max_ops_per_neuron=3, op_kinds=("merge",)), roles=roles
     )
     return tasks, server.request_counts
 

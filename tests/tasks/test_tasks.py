@@ -11,13 +11,14 @@ import pytest
 
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.vocab import ROLE_LABEL
-from proofpilot.datastack.client import ClientSettings
+from proofpilot.datastack.client import CaveConnection, ClientSettings
 from proofpilot.datastack.embedded import geometry
 from proofpilot.datastack.embedded.distractors import EmbeddedDistractors
 from proofpilot.datastack.embedded.ids import RootKind, root_id
 from proofpilot.datastack.embedded.server import start_server
 from proofpilot.datastack.ingest import IngestOptions, ingest
 from proofpilot.datastack.records import Operation
+from proofpilot.datastack.roles import CaveRoles
 from proofpilot.datastack.skeletons import skeleton_layer_url
 from proofpilot.tasks.build import TaskOptions, allocate, build_tasks, tasks_from_ingest
 from proofpilot.tasks.features import MERGE_FEATURES, SPLIT_FEATURES
@@ -46,8 +47,14 @@ def distractors():
 
 
 @pytest.fixture(scope="module")
-def all_tasks(ingested, distractors):
-    return tasks_from_ingest(ingested, distractors, TaskOptions(seed=0))
+def roles(server):
+    settings = ClientSettings(datastack=FLY, server_address=server.url, write_server_cache=False)
+    return CaveRoles(CaveConnection(settings).client.chunkedgraph)
+
+
+@pytest.fixture(scope="module")
+def all_tasks(ingested, distractors, roles):
+    return tasks_from_ingest(ingested, distractors, TaskOptions(seed=0), roles=roles)
 
 
 def test_every_operation_gives_its_two_tasks_with_labels_from_roles(ingested, all_tasks):
@@ -59,8 +66,9 @@ def test_every_operation_gives_its_two_tasks_with_labels_from_roles(ingested, al
         assert task.neuron_n_edits == per_neuron.loc[task.neuron_root_id, "n_edits"]
         by_op[task.operation_id][task.role] = task
     assert len({t.task_id for t in all_tasks}) == len(all_tasks)
-    # every operation of the chosen neurons, once (a shared split too)
-    assert set(by_op) == set(ingested.membership["operation_id"])
+    # every operation of the chosen neurons, once (a shared split too), but those the ingestion dropped
+    assert ingested.dropped_operations  # these neurons' logs have undo/redo rows
+    assert set(by_op) == set(ingested.membership["operation_id"]) - set(ingested.dropped_operations)
     for op, roles in by_op.items():
         truth = geometry.op_fragments(FLY, op)
         if "partner" in roles:
@@ -84,22 +92,24 @@ def test_a_shared_split_belongs_to_the_lower_neuron(ingested, all_tasks):
         assert owner[op] == min(neurons)
 
 
-def test_the_same_seed_gives_the_same_tasks_and_another_seed_other_ones(ingested, distractors):
+def test_the_same_seed_gives_the_same_tasks_and_another_seed_other_ones(ingested, distractors, roles):
     def build(seed):
-        return tasks_from_ingest(ingested, distractors, TaskOptions(seed=seed, max_ops_per_neuron=3))
+        return tasks_from_ingest(
+            ingested, distractors, TaskOptions(seed=seed, max_ops_per_neuron=3), roles=roles
+        )
 
     first, again, other = build(5), build(5), build(6)
     assert first == again
     assert {t.operation_id for t in first} != {t.operation_id for t in other}
 
 
-def test_k_caps_each_neuron_and_keeps_both_types(ingested, all_tasks, distractors):
+def test_k_caps_each_neuron_and_keeps_both_types(ingested, all_tasks, distractors, roles):
     k = 3
     owned: dict[int, Counter] = defaultdict(Counter)  # op kinds each neuron owns (without a cap)
     for task in all_tasks:
         if task.role in ("partner", "before_split"):
             owned[task.neuron_root_id][task.op_kind] += 1
-    capped = tasks_from_ingest(ingested, distractors, TaskOptions(seed=1, max_ops_per_neuron=k))
+    capped = tasks_from_ingest(ingested, distractors, TaskOptions(seed=1, max_ops_per_neuron=k), roles=roles)
     picked: dict[int, Counter] = defaultdict(Counter)
     for task in capped:
         if task.role in ("partner", "before_split"):
@@ -133,48 +143,56 @@ def test_allocate_is_proportional_and_keeps_every_type(counts, k, expected):
     assert allocate(counts, k) == expected
 
 
-def test_a_neurons_sample_does_not_depend_on_the_other_chosen_neurons(ingested, distractors):
+def test_a_neurons_sample_does_not_depend_on_the_other_chosen_neurons(ingested, distractors, roles):
     alone = root_id(RootKind.NEURON, NEURONS[2])
     others = (root_id(RootKind.NEURON, NEURONS[6]), root_id(RootKind.NEURON, NEURONS[8]))
 
     def ops_of(neurons):
         tasks = tasks_from_ingest(
-            ingested, distractors, TaskOptions(seed=2, max_ops_per_neuron=2, neuron_root_ids=neurons)
+            ingested,
+            distractors,
+            TaskOptions(seed=2, max_ops_per_neuron=2, neuron_root_ids=neurons),
+            roles=roles,
         )
         return {t.operation_id for t in tasks if t.neuron_root_id == alone}
 
     assert ops_of((alone,)) == ops_of((*others, alone))
 
 
-def test_operation_and_kind_filters(ingested, distractors):
-    merges = tasks_from_ingest(ingested, distractors, TaskOptions(op_kinds=("merge",)))
+def test_operation_and_kind_filters(ingested, distractors, roles):
+    merges = tasks_from_ingest(ingested, distractors, TaskOptions(op_kinds=("merge",)), roles=roles)
     assert merges and {t.op_kind for t in merges} == {"merge"}
     wanted = tuple(sorted({t.operation_id for t in merges})[:3])
-    picked = tasks_from_ingest(ingested, distractors, TaskOptions(operation_ids=wanted))
+    picked = tasks_from_ingest(ingested, distractors, TaskOptions(operation_ids=wanted), roles=roles)
     assert {t.operation_id for t in picked} == set(wanted) and len(picked) == 2 * len(wanted)
 
 
-def test_an_operation_without_interface_point_gives_no_task(ingested, distractors, all_tasks):
+def test_an_operation_without_interface_point_gives_no_task(ingested, distractors, all_tasks, roles):
     bank = ingested.operations.copy()
     op = all_tasks[0].operation_id
     bank.loc[bank["operation_id"] == op, "interface_x_nm"] = math.nan
-    tasks = build_tasks(bank, ingested.membership, ingested.per_neuron, distractors)
+    dropped = ingested.dropped_operations
+    tasks = build_tasks(
+        bank, ingested.membership, ingested.per_neuron, distractors, roles=roles, excluded=dropped
+    )
     assert op not in {t.operation_id for t in tasks}
     assert len(tasks) == len(all_tasks) - 2
 
 
-def test_bad_input_gives_one_line_errors(ingested, distractors):
+def test_bad_input_gives_one_line_errors(ingested, distractors, roles):
     def one_line(err):
         assert "\n" not in str(err.value)
 
     with pytest.raises(DataError) as err:
-        build_tasks(ingested.operations.iloc[:0], ingested.membership, ingested.per_neuron, distractors)
+        build_tasks(
+            ingested.operations.iloc[:0], ingested.membership, ingested.per_neuron, distractors, roles=roles
+        )
     one_line(err)
     with pytest.raises(DataError, match="operation 999999999 is not in the operation bank") as err:
-        tasks_from_ingest(ingested, distractors, TaskOptions(operation_ids=(999_999_999,)))
+        tasks_from_ingest(ingested, distractors, TaskOptions(operation_ids=(999_999_999,)), roles=roles)
     one_line(err)
     with pytest.raises(DataError, match="not in the ingested neurons"):
-        tasks_from_ingest(ingested, distractors, TaskOptions(neuron_root_ids=(123,)))
+        tasks_from_ingest(ingested, distractors, TaskOptions(neuron_root_ids=(123,)), roles=roles)
     failed = ingested.per_neuron.copy()
     failed.loc[0, "status"] = "error"
     with pytest.raises(DataError, match="ingestion error"):
@@ -184,15 +202,24 @@ def test_bad_input_gives_one_line_errors(ingested, distractors):
             failed,
             distractors,
             TaskOptions(neuron_root_ids=(int(failed.loc[0, "root_id"]),)),
+            roles=roles,
         )
     with pytest.raises(DataError, match="different ingestions"):
-        build_tasks(ingested.operations.iloc[1:], ingested.membership, ingested.per_neuron, distractors)
+        build_tasks(
+            ingested.operations.iloc[1:],
+            ingested.membership,
+            ingested.per_neuron,
+            distractors,
+            roles=roles,
+            excluded=ingested.dropped_operations,
+        )
     with pytest.raises(DataError, match="lacks column"):
         build_tasks(
             ingested.operations.drop(columns=["interface_x_nm"]),
             ingested.membership,
             ingested.per_neuron,
             distractors,
+            roles=roles,
         )
     with pytest.raises(ConfigError):
         TaskOptions(max_ops_per_neuron=0)
