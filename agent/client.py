@@ -189,8 +189,10 @@ class AgentClient:
         confidence: float | None = None
         finish_reason: str | None = None
         error: str | None = None
+        spans: list[tuple[float, float]] = []
         try:
             for _ in range(self.max_invalid_retries + 1):
+                sent = time.monotonic()  # exact busy time (telemetry/busy.py): this call's send..receive
                 try:
                     raw = await self._openai.chat.completions.with_raw_response.create(
                         model=self.model,
@@ -204,6 +206,8 @@ class AgentClient:
                     error = classify_api_error(exc)
                     log.debug("task %s: %s (%s)", request.task_id, error, redact(describe_api_error(exc)))
                     break
+                finally:
+                    spans.append((sent, time.monotonic()))
                 answers += 1
                 self.stats.answers += 1
                 try:
@@ -257,4 +261,5 @@ class AgentClient:
             endpoint=self.base_url,
             model=self.model,
             prompt_version=request.prompt_version,
+            call_spans=tuple(spans),
         )

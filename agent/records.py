@@ -42,7 +42,9 @@ class Verdict:
     Token counts and `answers` add up over every completed HTTP response for the task (retries of
     invalid answers included), i.e. what the server actually processed; `attempts` counts every HTTP
     request sent (SDK transport retries included). `latency_s` is the wall time from the first send to
-    the final outcome.
+    the final outcome. `call_spans` holds (sent, received) of every LLM call of the task, in seconds of
+    the host's monotonic clock (`time.monotonic`, comparable between processes of one host, not between
+    hosts or across a reboot): the pilot's exact busy time is their union (telemetry/busy.py).
     """
 
     task_id: str
@@ -60,6 +62,7 @@ class Verdict:
     endpoint: str
     model: str
     prompt_version: str
+    call_spans: tuple[tuple[float, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,25 +3,36 @@
 A local OpenAI-compatible endpoint (its own process, 127.0.0.1) serves at most K requests at a time, each
 taking S seconds, and exposes vLLM 0.32-style /metrics (running, waiting, request and token counters,
 inference-time histogram). Its true cost is S/K node-seconds per decision (gpus = 1). The agent client
-(proofpilot.agent.client, AsyncOpenAI underneath) drives it with C = 3K decisions in flight; VllmScraper
-scrapes /metrics; telemetry.cost turns the window into node-seconds per decision. Printed per (S, K): the
-reported node-s per decision and its ratio to the S/K baseline (must be within ±5 %), and the naive sums
-beside it: client latency per decision (≈ C·S/K, off by the mean concurrency C) and server service time per
-request (= S, off by K×). Exit status 1 if any pair misses ±5 %.
+(proofpilot.agent.client, AsyncOpenAI underneath) drives it with C decisions in flight (default 4K);
+VllmScraper scrapes /metrics at the pilot's interval (1 s). Printed per (S, K), all measured in the same run:
+
+- the old figure: busy scrape intervals / decisions (telemetry/cost.py `throughput`), and its ratio to S/K;
+- the client-exact figure: union of the client's own send..receive intervals / decisions (`client_busy`),
+  its 95 % CI, its ratio to S/K (must be within ±3 %) and its ratio to the old figure;
+- slots used: the server's own service-time sum / (K × client busy s); below 100 % the endpoint (or the
+  client, on a loaded machine) fell short of K/S, so S/K under-states the true per-decision time;
+- x srv: client busy s / the server's own busy time (time with a slot in use, clocked in the server): the
+  accounting's own error, whatever the load reached.
+
+Then, on the first pair: the pilot at C = K/2 (the server never full: its figure ≈ 2·S/K, ±5 %), and
+`proofpilot capacity`'s sweep (telemetry/capacity.py): its knee must be at concurrency ≥ K and its
+node-seconds per decision there within ±5 % of S/K. Exit status 1 if any check fails.
 
     .venv/bin/python bench/cost_fidelity.py
-    .venv/bin/python bench/cost_fidelity.py --pairs 0.2:4,0.5:8 --decisions-per-slot 60
+    .venv/bin/python bench/cost_fidelity.py --pairs 0.2:8,0.5:4 --decisions 150 --scrape-interval 1
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "capacity-fake"
@@ -51,9 +62,11 @@ def _serve(service_s: float, slots: int, conn, stop) -> None:
     """The capacity-limited endpoint: a semaphore of `slots`, each request holding one for `service_s`."""
     lock, gate = threading.Lock(), threading.Semaphore(slots)
     st = dict(running=0, waiting=0, success=0, prompt=0, generation=0, inference=0.0)
+    busy = {"since": 0.0, "total": 0.0}  # the server's own truth: time with at least one slot in use
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
 
         def log_message(self, *args):
             pass
@@ -66,7 +79,12 @@ def _serve(service_s: float, slots: int, conn, stop) -> None:
             self.wfile.write(body)
 
         def do_GET(self):
-            if self.path == "/metrics":
+            if self.path == "/busy":
+                with lock:
+                    now = time.perf_counter()
+                    total = busy["total"] + (now - busy["since"] if st["running"] else 0.0)
+                self._send(json.dumps({"busy_s": total}).encode())
+            elif self.path == "/metrics":
                 with lock:
                     page = METRICS.format(m=MODEL, kv=st["running"] / slots, **st)
                 self._send(page.encode(), "text/plain; version=0.0.4")
@@ -85,11 +103,15 @@ def _serve(service_s: float, slots: int, conn, stop) -> None:
             with lock:
                 st["waiting"] -= 1
                 st["running"] += 1
+                if st["running"] == 1:
+                    busy["since"] = time.perf_counter()
             t0 = time.perf_counter()
             time.sleep(service_s)
             held = time.perf_counter() - t0
             with lock:
                 st["running"] -= 1
+                if st["running"] == 0:
+                    busy["total"] += time.perf_counter() - busy["since"]
                 st["success"] += 1
                 st["prompt"] += PROMPT_TOKENS
                 st["generation"] += COMPLETION_TOKENS
@@ -127,66 +149,116 @@ async def _drive(base_url: str, n: int, concurrency: int) -> list:
         return await client.decide_all(requests)
 
 
-def run_pair(service_s: float, slots: int, per_slot: int, conc_factor: int) -> dict:
-    from proofpilot.telemetry.cost import DecisionUsage, build_cost_report
-    from proofpilot.telemetry.vllm_scrape import VllmScraper
-
+@contextlib.contextmanager
+def serving(service_s: float, slots: int):
+    """The K-slot endpoint in its own process; yields its base URL (no /v1)."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     stop = ctx.Event()
     proc = ctx.Process(target=_serve, args=(service_s, slots, child, stop), daemon=True)
     proc.start()
     try:
-        url = parent.recv()
-        n, concurrency = per_slot * slots, conc_factor * slots
-        scraper = VllmScraper([url + "/metrics"], interval_s=min(0.05, service_s / 5)).start()
-        t0 = time.perf_counter()
-        verdicts = asyncio.run(_drive(url, n, concurrency))
-        wall = time.perf_counter() - t0
-        window = scraper.stop()
+        yield parent.recv()
     finally:
         stop.set()
         proc.join(timeout=10)
+
+
+def run_pilot(url: str, n: int, concurrency: int, scrape_s: float):
+    """n decisions at `concurrency` through the agent client, scraped like the pilot; the cost report."""
+    from proofpilot.telemetry.cost import DecisionUsage, build_cost_report
+    from proofpilot.telemetry.vllm_scrape import VllmScraper
+
+    scraper = VllmScraper([url + "/metrics"], interval_s=scrape_s).start()
+    busy0 = _server_busy(url)
+    t0 = time.perf_counter()
+    verdicts = asyncio.run(_drive(url, n, concurrency))
+    wall = time.perf_counter() - t0
+    window = scraper.stop()
+    server_busy = _server_busy(url) - busy0
     if not all(v.valid for v in verdicts):
         raise SystemExit(f"invalid verdicts: {[v.error_reason for v in verdicts if not v.valid][:3]}")
-    usage = [DecisionUsage(v.op_kind, v.latency_s, v.prompt_tokens, v.completion_tokens, v.answers)
-             for v in verdicts]  # fmt: skip
-    report = build_cost_report(window, usage, gpus_per_endpoint=1)
-    return dict(S=service_s, K=slots, C=concurrency, n=n, wall=wall, report=report)
+    report = build_cost_report(window, [DecisionUsage.from_verdict(v) for v in verdicts], gpus_per_endpoint=1)
+    return report, wall, server_busy
+
+
+def _server_busy(url: str) -> float:
+    with urllib.request.urlopen(url + "/busy", timeout=10) as answer:
+        return float(json.loads(answer.read())["busy_s"])
+
+
+def _pilot_row(s, k, c, n, report, wall: float, server_busy: float, truth: float) -> tuple[str, float]:
+    tp, ex, naive = report.throughput, report.client_busy, report.naive_latency
+    service = naive.server_inference_time_per_request_s or float("nan")
+    used = service * tp.server_requests / (k * ex.busy_node_seconds)
+    ci = f"[{ex.node_s_per_decision_ci[0]:.4f}, {ex.node_s_per_decision_ci[1]:.4f}]"
+    ratio = ex.node_s_per_decision / truth
+    row = (f"{s:5.2f} {k:3d} {c:3d} {n:4d} {wall:6.2f} | {tp.node_s_per_decision:8.4f} "
+           f"{tp.node_s_per_decision / truth:6.3f} | {ex.node_s_per_decision:8.4f} {ci:>17} {ratio:6.3f} "
+           f"{ex.ratio_to_scraped:7.3f} | {truth:7.4f} {used:6.1%} "
+           f"{ex.busy_node_seconds / server_busy:7.3f}")  # fmt: skip
+    return row, ratio
+
+
+def _capacity(url: str, s: float, k: int, max_concurrency: int) -> tuple[bool, str]:
+    from proofpilot.agent.prompt import build_request
+    from proofpilot.telemetry.capacity import SweepSpec, sweep
+
+    prompts = [build_request("t1", "merge", {"gap_um": 0.5}), build_request("t2", "split", {"gap_um": 0.5})]
+    report = sweep(SweepSpec(url + "/v1", MODEL, max_concurrency=max_concurrency), prompts)
+    knee = report.level(report.knee_concurrency)
+    cols = f"{'conc':>5} {'n':>4} {'dec/s':>7} {'node-s/dec':>10} {'x S/K':>6} "
+    lines = [f"capacity sweep on S={s} K={k} (stopped: {report.stopped})",
+             cols + f"{'p50 s':>6} {'p95 s':>6} {'p99 s':>6}"]  # fmt: skip
+    for lv in report.levels:
+        mark = " <- knee" if lv is knee else ""
+        lines.append(f"{lv.concurrency:5d} {lv.decisions:4d} {lv.decisions_per_s:7.2f} "
+                     f"{lv.node_s_per_decision:10.4f} {lv.node_s_per_decision / (s / k):6.3f} "
+                     f"{lv.latency_p50_s:6.3f} {lv.latency_p95_s:6.3f} "
+                     f"{lv.latency_p99_s:6.3f}{mark}")  # fmt: skip
+    ratio = knee.node_s_per_decision / (s / k)
+    ok = knee.concurrency >= k and abs(ratio - 1) <= 0.05
+    verdict = "ok" if ok else "MISS"
+    lines.append(f"knee at concurrency {knee.concurrency} (K = {k}): node-s/dec "
+                 f"{knee.node_s_per_decision:.4f} = {ratio:.3f} × S/K (±5 %): {verdict}")  # fmt: skip
+    return ok, "\n".join(lines)
+
+
+HEADER = (f"{'S s':>5} {'K':>3} {'C':>3} {'n':>4} {'wall':>6} | {'old':>8} {'x S/K':>6} | {'exact':>8} "
+          f"{'95% CI':>17} {'x S/K':>6} {'x old':>7} | {'S/K':>7} {'slots':>6} {'x srv':>7}")  # fmt: skip
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pairs", default="0.2:4,0.5:8,0.25:16", help="S:K pairs (seconds per request : slots)")
-    ap.add_argument("--decisions-per-slot", type=int, default=40, help="decisions = this × K")
-    ap.add_argument("--concurrency-factor", type=int, default=3, help="decisions in flight = this × K")
+    ap.add_argument("--pairs", default="0.2:8,0.5:4,1.0:8", help="S:K pairs (seconds per request : slots)")
+    ap.add_argument("--decisions", type=int, default=150, help="decisions per pair")
+    ap.add_argument("--concurrency-factor", type=int, default=4, help="decisions in flight = this × K")
+    ap.add_argument("--scrape-interval", type=float, default=1.0, help="the old figure's scrape interval (s)")
     args = ap.parse_args()
     pairs = [(float(s), int(k)) for s, k in (p.split(":") for p in args.pairs.split(","))]
-    print("S/K baseline = the true node-seconds per decision (gpus = 1); tolerance ±5 %")
-    cols = [("S s", 5), ("K", 3), ("C", 3), ("n", 4), ("wall s", 7), ("busy s", 7), ("node-s/dec", 10),
-            ("95% CI", 17), ("S/K", 7), ("ratio", 6)]  # fmt: skip
-    naive_cols = f"| {'latency/dec':>11} {'x S/K':>6} | {'service/req':>11} {'x S/K':>6} | {'slots used':>10}"
-    print(" ".join(f"{name:>{width}}" for name, width in cols), naive_cols)
-    ok = True
-    for s, k in pairs:
-        r = run_pair(s, k, args.decisions_per_slot, args.concurrency_factor)
-        rep, base = r["report"], s / k
-        tp, naive = rep.throughput, rep.naive_latency
-        ratio = tp.node_s_per_decision / base
+    print(f"S/K = the true node-s per decision (gpus = 1); old = scraped every {args.scrape_interval:g} s; "
+          "exact = client send/receive union; tolerance ±3 %")  # fmt: skip
+    print(HEADER)
+    ok, first_url = True, None
+    with contextlib.ExitStack() as stack:
+        for s, k in pairs:
+            url = stack.enter_context(serving(s, k))
+            first_url = first_url or url
+            c = args.concurrency_factor * k
+            report, wall, srv = run_pilot(url, args.decisions, c, args.scrape_interval)
+            row, ratio = _pilot_row(s, k, c, args.decisions, report, wall, srv, s / k)
+            ok &= abs(ratio - 1) <= 0.03
+            print(row)
+        (s, k), url = pairs[0], first_url
+        c = max(1, k // 2)
+        report, wall, srv = run_pilot(url, args.decisions, c, args.scrape_interval)
+        row, ratio = _pilot_row(s, k, c, args.decisions, report, wall, srv, 2 * s / k)
         ok &= abs(ratio - 1) <= 0.05
-        service = naive.server_inference_time_per_request_s or float("nan")
-        used = service * tp.server_requests / (k * tp.busy_node_seconds)  # slot occupancy in the busy window
-        ci = f"[{tp.node_s_per_decision_ci[0]:.4f}, {tp.node_s_per_decision_ci[1]:.4f}]"
-        print(f"{s:5.2f} {k:3d} {r['C']:3d} {r['n']:4d} {r['wall']:7.2f} {tp.busy_node_seconds:7.2f} "
-              f"{tp.node_s_per_decision:10.4f} {ci:>17} {base:7.4f} {ratio:6.3f} | "
-              f"{naive.per_decision_s:11.4f} {naive.per_decision_s / base:6.1f} | "
-              f"{service:11.4f} {service / base:6.1f} | {used:10.1%}")  # fmt: skip
-    print(
-        "ratio = reported / (S/K); latency/dec = naive client latency sum per decision (not a cost, ≈ C×); "
-        "service/req = server busy-time sum per request (not a cost, ≈ K×); slots used = that sum / "
-        "(K × busy s): below 100 % the endpoint itself fell short of K/S (CPU overhead), so S/K under-states"
-    )
-    print("PASS" if ok else "FAIL: a pair is outside ±5 % of S/K")
+        print(f"at C = K/2 the server is never full: truth column is 2·S/K (±5 %)\n{HEADER}\n{row}")
+        cap_ok, text = _capacity(url, s, k, args.concurrency_factor * k)
+        ok &= cap_ok
+        print(text)
+    print("PASS" if ok else "FAIL: a figure is outside its tolerance")
     return 0 if ok else 1
 
 

@@ -124,6 +124,7 @@ class StoredVerdict:
     endpoint: str | None = None
     model: str | None = None
     prompt_version: str | None = None
+    call_spans: tuple[tuple[float, float], ...] = ()  # (sent, received) per LLM call, monotonic s
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

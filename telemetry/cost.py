@@ -13,6 +13,8 @@ Measured here:
   slots, ramp-up and drain). When the fit is ill-conditioned (tokens collinear across intervals, too few
   intervals, or a negative coefficient) it falls back to token-share attribution (weights P + O) and says
   why.
+- beside it, the client-exact figure (telemetry/busy.py): GPUs × the union of the pilot's own request
+  intervals per endpoint / decisions; exact for a server only the pilot uses (`client_busy`).
 - calls per edit, the naive latency sum (labelled "not a cost"), the roofline at the measured mean tokens,
   and the full-dataset projection (telemetry/projection.py).
 """
@@ -28,12 +30,14 @@ import numpy as np
 
 from proofpilot.core.errors import DataError
 from proofpilot.telemetry.attribution import Attribution, block_bootstrap, fit_token_costs
+from proofpilot.telemetry.busy import busy_by_group, group_spans
 from proofpilot.telemetry.cost_records import (  # noqa: F401 - cost.json's records, re-exported
     CI_METHOD,
     COST_NAME,
     N_BOOTSTRAP,
     NOT_A_COST,
     UNITS,
+    ClientBusyCost,
     CostReport,
     DecisionUsage,
     NaiveLatencySum,
@@ -179,6 +183,8 @@ def build_cost_report(
         server_inference_time_per_request_s=inf_sum / served if inf_sum > 0 else None,
     )
     notes = _notes(throughput, attribution, window)
+    client_busy, note = _client_busy(decisions, throughput, boot_total)
+    notes += (note,) if note else ()
     projection = None
     if edits_projection is not None:
         projection, note = _project(
@@ -196,7 +202,43 @@ def build_cost_report(
         roofline_at_mean=roof,
         projection=projection,
         notes=notes,
+        client_busy=client_busy,
     )
+
+
+def _client_busy(
+    decisions: Sequence[DecisionUsage], tp: ThroughputCost, boot_total: np.ndarray
+) -> tuple[ClientBusyCost | None, str]:
+    """The client-exact figure (telemetry/busy.py) beside the scraped one, and a note when it is missing or
+    is not a node's cost. Its CI: the scraped figure's bootstrap over decisions, rescaled (no edge term)."""
+    if any(d.llm_calls > 0 and not d.call_spans for d in decisions):
+        return None, "no client-exact busy time: some verdicts carry no call send/receive times (older run)"
+    groups = group_spans(((d.session, d.endpoint), d.call_spans) for d in decisions)
+    busy = sum(busy_by_group(groups).values())
+    if busy <= 0:
+        return None, "no client-exact busy time: no call spans"
+    node_s = busy / len(decisions)
+    scale = node_s / tp.node_s_per_decision
+    finite = boot_total[np.isfinite(boot_total)] * scale
+    lo, hi = np.percentile(finite, [2.5, 97.5]) if finite.size else (node_s, node_s)
+    foreign = bool(tp.llm_calls and abs(tp.server_requests - tp.llm_calls) > 0.05 * tp.llm_calls)
+    cost = ClientBusyCost(
+        busy_node_seconds=busy,
+        decisions=len(decisions),
+        node_s_per_decision=node_s,
+        node_s_per_decision_ci=(float(lo), float(hi)),
+        gpu_s_per_decision=tp.gpus_per_endpoint * node_s,
+        n_groups=len(groups),
+        ratio_to_scraped=scale,
+        foreign_load=foreign,
+    )
+    note = (
+        "client-exact node-s per decision counts only the pilot's requests: the server also served others "
+        "(or failed requests), so it is not this node's cost; the scraped figure is"
+        if foreign
+        else ""
+    )
+    return cost, note
 
 
 def _with_consistency(att: Attribution, ratio: float) -> Attribution:

@@ -26,6 +26,10 @@ CI_METHOD = (
     "the scrape intervals in blocks of about one mean latency (the fit); then widened by the busy-window "
     "edge uncertainty (the scrape intervals in which the queue switched between empty and non-empty)"
 )
+CLIENT_METHOD = (
+    "union of the client's (sent, received) intervals per endpoint (monotonic clock), summed over endpoints; "
+    "95 % CI: the same bootstrap over decisions as the scraped figure, without edge widening (no edges)"
+)
 NOT_A_COST = "not a cost: the sum of per-decision latencies over-counts by the mean concurrency"
 UNITS = {
     "node_s": "seconds of one serving node (one vLLM endpoint, TP group) per unit",
@@ -38,13 +42,18 @@ UNITS = {
 @dataclass(frozen=True)
 class DecisionUsage:
     """One finished decision as the pilot saw it: op type, client latency, `usage` tokens summed over its
-    LLM calls, and the number of completed LLM responses (what the server's request counter counts)."""
+    LLM calls, and the number of completed LLM responses (what the server's request counter counts).
+    `call_spans`: (sent, received) of its LLM calls on the host's monotonic clock, grouped for the exact
+    busy time by (`session`, `endpoint`) (telemetry/busy.py); empty for verdicts of older runs."""
 
     op: str
     latency_s: float
     prompt_tokens: int
     completion_tokens: int
     llm_calls: int = 1
+    call_spans: tuple[tuple[float, float], ...] = ()
+    endpoint: str | None = None
+    session: int | None = None
 
     @classmethod
     def from_verdict(cls, verdict: Verdict | StoredVerdict) -> DecisionUsage:
@@ -55,6 +64,9 @@ class DecisionUsage:
             prompt_tokens=int(verdict.prompt_tokens),
             completion_tokens=int(verdict.completion_tokens),
             llm_calls=int(verdict.answers),
+            call_spans=tuple(verdict.call_spans),
+            endpoint=verdict.endpoint,
+            session=getattr(verdict, "session", None),
         )
 
 
@@ -75,6 +87,24 @@ class ThroughputCost:
     n_endpoints: int
     edge_uncertainty_s: float
     ci_method: str = CI_METHOD
+
+
+@dataclass(frozen=True)
+class ClientBusyCost:
+    """Node-seconds per decision from the client's own send/receive times (telemetry/busy.py): busy = the
+    union of the intervals with at least one of the pilot's requests in flight, per endpoint, summed.
+    Exact to the clock for a server only the pilot uses; with other clients on it (`foreign_load`) it is
+    the pilot's busy time, not the node's cost."""
+
+    busy_node_seconds: float
+    decisions: int
+    node_s_per_decision: float
+    node_s_per_decision_ci: tuple[float, float]
+    gpu_s_per_decision: float
+    n_groups: int  # (session, endpoint) groups whose unions were summed
+    ratio_to_scraped: float  # node_s_per_decision / the scrape-window figure (ThroughputCost)
+    foreign_load: bool  # the server finished more requests than the pilot made calls
+    method: str = CLIENT_METHOD
 
 
 @dataclass(frozen=True)
@@ -115,6 +145,7 @@ class CostReport:
     roofline_at_mean: dict[str, RooflineEstimate] | None
     projection: CostProjection | None
     notes: tuple[str, ...] = ()
+    client_busy: ClientBusyCost | None = None  # absent from older files and verdicts without call spans
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     units: dict[str, str] = field(default_factory=lambda: dict(UNITS))
     schema: str = "proofpilot.cost/1"

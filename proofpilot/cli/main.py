@@ -21,6 +21,7 @@ _COMMANDS: dict[str, str] = {
     "edits": "proofpilot.cli.edits:edits",
     "agent": "proofpilot.cli.agent:agent",
     "pilot": "proofpilot.cli.pilot:pilot",
+    "capacity": "proofpilot.cli.capacity:capacity",
     "eval": "proofpilot.cli.eval:eval_cmd",
     "report": "proofpilot.cli.report:report",
     "demo": "proofpilot.cli.demo:demo",

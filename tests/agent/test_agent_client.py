@@ -166,6 +166,14 @@ def test_one_invalid_answer_then_a_valid_one(fake):
     assert client.stats.invalid_answers == {"invalid_json": 1} and not client.stats.failed_tasks
 
 
+def test_every_llm_call_records_its_send_and_receive_times(fake):
+    (verdict,), _ = _run(fake, ["flaky-1"])  # an invalid answer, then a valid one: two calls
+    spans = verdict.call_spans
+    assert len(spans) == verdict.answers == 2
+    assert all(a < b for a, b in spans) and spans[0][1] <= spans[1][0]  # sequential, in order
+    assert spans[-1][1] - spans[0][0] <= verdict.latency_s
+
+
 @pytest.mark.parametrize(("behaviour", "reason"), [("err500", "server_error"), ("rl429", "rate_limited")])
 def test_5xx_and_429_are_retried_by_the_sdk_and_counted(fake, behaviour, reason):
     (verdict,), client = _run(fake, [f"{behaviour}-1"], max_retries=2)

@@ -73,7 +73,9 @@ def simulate(service, tokens, ops, slots, clients, dt, t0=0.3, prefill=None):
         )
     ep = EndpointWindow("http://127.0.0.1:8000/metrics", "2026-01-01T00:00:00+00:00", tuple(snaps), {})
     decisions = [
-        DecisionUsage(ops[i], float(end[i] - arrive[i]), int(p[i]), int(o[i])) for i in range(n)
+        DecisionUsage(ops[i], float(end[i] - arrive[i]), int(p[i]), int(o[i]),
+                      call_spans=((float(arrive[i]), float(end[i])),))
+        for i in range(n)
     ]  # fmt: skip
     return ScrapeWindow(interval_s=dt, endpoints=(ep,)), decisions
 
