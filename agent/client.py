@@ -211,14 +211,9 @@ class AgentClient:
                 answers += 1
                 self.stats.answers += 1
                 try:
-                    completion = raw.parse()
-                    usage = getattr(completion, "usage", None)
-                    if usage is not None:
-                        prompt_tokens += int(usage.prompt_tokens or 0)
-                        completion_tokens += int(usage.completion_tokens or 0)
-                    choice = completion.choices[0] if completion.choices else None
-                    finish_reason = getattr(choice, "finish_reason", None)
-                    content = choice.message.content if choice is not None else None
+                    content, finish_reason, p_tokens, c_tokens = _read_completion(raw)
+                    prompt_tokens += p_tokens
+                    completion_tokens += c_tokens
                 except (openai.APIError, AttributeError, TypeError, ValueError, IndexError) as exc:
                     self.stats.invalid_answers["invalid_response"] += 1
                     error = "invalid_response"
@@ -263,3 +258,15 @@ class AgentClient:
             prompt_version=request.prompt_version,
             call_spans=tuple(spans),
         )
+
+
+def _read_completion(raw) -> tuple[str | None, str | None, int, int]:
+    """(content, finish reason, prompt tokens, completion tokens) of a raw chat-completion response."""
+    completion = raw.parse()
+    usage = getattr(completion, "usage", None)
+    p_tokens = int(usage.prompt_tokens or 0) if usage is not None else 0
+    c_tokens = int(usage.completion_tokens or 0) if usage is not None else 0
+    choice = completion.choices[0] if completion.choices else None
+    finish_reason = getattr(choice, "finish_reason", None)
+    content = choice.message.content if choice is not None else None
+    return content, finish_reason, p_tokens, c_tokens

@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from proofpilot.datastack.client import describe_failure
 from proofpilot.datastack.shapes import kind_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_BATCH_SIZE = 50
 REQUIRED_COLUMNS = ("operation_id", "timestamp", "is_merge", "before_root_ids", "after_root_ids")
@@ -136,27 +138,39 @@ class BatchResult:
     requests: int
 
 
-def fetch_batch(fetch: FetchRaw, roots: Sequence[int]) -> BatchResult:
-    """Fetch ``roots`` in one call; on failure bisect until each failing root fails alone."""
-    payloads: dict[int, Payload] = {}
-    raw: dict[int, str] = {}
+def bisect_fetch(ask: Callable[[list[int]], T], ids: Sequence[int]) -> tuple[list[T], dict[int, str], int]:
+    """Ask for `ids` in one call; on failure bisect until each failing id fails alone (a refused connection
+    fails the whole part at once). Returns (answers of the parts that worked, {id: reason}, requests)."""
+    answers: list[T] = []
     errors: dict[int, str] = {}
     n_requests = 0
-    pending: list[list[int]] = [list(roots)]
+    pending: list[list[int]] = [list(ids)]
     while pending:
         part = pending.pop()
         n_requests += 1
         try:
-            logs = fetch(part)
-            got = {root: decode_log(logs[root]) for root in part if root in logs}
+            answers.append(ask(part))
         except Exception as exc:  # any failure of this request: narrow it down
             if len(part) == 1 or is_server_down(exc):
                 reason = describe_failure(exc)
-                errors.update((root, reason) for root in part)
+                errors.update((i, reason) for i in part)
             else:
                 mid = len(part) // 2
                 pending.extend((part[mid:], part[:mid]))
-            continue
+    return answers, errors, n_requests
+
+
+def fetch_batch(fetch: FetchRaw, roots: Sequence[int]) -> BatchResult:
+    """Fetch ``roots`` in one call; on failure bisect until each failing root fails alone."""
+
+    def ask(part: list[int]):
+        logs = fetch(part)
+        return part, logs, {root: decode_log(logs[root]) for root in part if root in logs}
+
+    answers, errors, n_requests = bisect_fetch(ask, roots)
+    payloads: dict[int, Payload] = {}
+    raw: dict[int, str] = {}
+    for part, logs, got in answers:
         payloads.update(got)
         raw.update((root, logs[root]) for root in got)
         for root in part:

@@ -23,8 +23,7 @@ from urllib.parse import quote
 import numpy as np
 import simdjson
 
-from proofpilot.datastack.changelog import is_server_down
-from proofpilot.datastack.client import describe_failure
+from proofpilot.datastack.changelog import bisect_fetch
 from proofpilot.datastack.shapes import WrongShape, kind_of
 
 log = logging.getLogger(__name__)
@@ -204,22 +203,9 @@ def fetch_details(
     """Fetch one chunk (≤ MAX_IDS_PER_CALL ids); on failure bisect until each failing operation is alone."""
     if len(operation_ids) > MAX_IDS_PER_CALL:
         raise ValueError(f"at most {MAX_IDS_PER_CALL} operation ids per call")
-    ok: list[DetailsChunk] = []
-    errors: dict[int, str] = {}
-    n_requests = 0
-    pending = [list(operation_ids)]
-    while pending:
-        part = pending.pop()
-        n_requests += 1
-        try:
-            ok.append(parse_details(fetch(part), part, resolution_nm))
-        except Exception as exc:  # any failure of this request: narrow it down
-            if len(part) == 1 or is_server_down(exc):
-                reason = describe_failure(exc)
-                errors.update((op, reason) for op in part)
-            else:
-                mid = len(part) // 2
-                pending.extend((part[mid:], part[:mid]))
+    ok, errors, n_requests = bisect_fetch(
+        lambda part: parse_details(fetch(part), part, resolution_nm), operation_ids
+    )
     merged = concat_chunks(ok)
     return DetailsChunk(
         merged.operation_id,

@@ -23,7 +23,6 @@ kernel when the process dies, so a SIGKILLed run can be resumed at once).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import hashlib
@@ -36,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from proofpilot.core.atomic import write_text_atomic
 from proofpilot.core.errors import ConfigError, DataError, ProofpilotError
 from proofpilot.orchestrator.verdict_fields import wrong_field
 
@@ -70,27 +70,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file + fsync + rename: a crash or full disk leaves the old file in place."""
-    tmp = path.with_name(path.name + ".tmp")
+    """core.atomic's write (temp file, fsync, rename, directory fsync), with the store's errors."""
     try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        write_text_atomic(path, text)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         if exc.errno in _DISK_FULL:
             raise StoreFullError(f"disk full writing {path}: {exc.strerror}") from None
         raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None

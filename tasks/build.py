@@ -147,6 +147,25 @@ def _operation(row) -> Operation:
     )
 
 
+def _owners(rows: pd.DataFrame, neurons: list[int], opt: TaskOptions) -> dict[int, int]:
+    """{operation id: the chosen neuron that owns it}: each operation once, with the lowest chosen root
+    whose log has it, then up to K per neuron sampled by type (`sample_operations`)."""
+    owner_of = rows.groupby("operation_id")["root_id"].transform("min")
+    rows = rows[rows["root_id"] == owner_of]
+    owner: dict[int, int] = {}
+    by_neuron = {int(r): g for r, g in rows.groupby("root_id", sort=False)}
+    for root in neurons:
+        group = by_neuron.get(root)
+        if group is None:
+            continue
+        op_ids = group["operation_id"].to_numpy(dtype=np.int64)
+        picked = sample_operations(
+            op_ids, group["is_merge"].to_numpy(dtype=bool), opt.max_ops_per_neuron, _rng(opt.seed, root)
+        )
+        owner.update(dict.fromkeys(picked.tolist(), root))
+    return owner
+
+
 def build_tasks(
     operations: pd.DataFrame,
     membership: pd.DataFrame,
@@ -188,20 +207,8 @@ def build_tasks(
     n_no_point = int((np.isin(kinds, opt.op_kinds) & ~usable).sum())
     rows = rows[usable]
 
-    owner_of = rows.groupby("operation_id")["root_id"].transform("min")
-    rows = rows[rows["root_id"] == owner_of]  # each operation once, with the lowest chosen root that has it
-    owner: dict[int, int] = {}
+    owner = _owners(rows, neurons, opt)
     order = {root: i for i, root in enumerate(neurons)}
-    by_neuron = {int(r): g for r, g in rows.groupby("root_id", sort=False)}
-    for root in neurons:
-        group = by_neuron.get(root)
-        if group is None:
-            continue
-        op_ids = group["operation_id"].to_numpy(dtype=np.int64)
-        picked = sample_operations(
-            op_ids, group["is_merge"].to_numpy(dtype=bool), opt.max_ops_per_neuron, _rng(opt.seed, root)
-        )
-        owner.update(dict.fromkeys(picked.tolist(), root))
 
     tasks: list[DecisionTask] = []
     skipped: Counter[str] = Counter()

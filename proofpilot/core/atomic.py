@@ -10,6 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (the directory entry itself is flushed)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def replace_atomic(path: Path, write: Callable[[Path], object]) -> Path:
     """Call `write(tmp)` on a temporary file beside `path`, fsync it, then rename it into place."""
     path = Path(path)
@@ -22,6 +31,7 @@ def replace_atomic(path: Path, write: Callable[[Path], object]) -> Path:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
