@@ -207,6 +207,7 @@ class Ingestion:
             self.cache = ResponseCache(options.cache_dir or default_cache_dir(), conn.cache_namespace())
         self.changelog_requests = 0
         self.details_requests = 0
+        self.rows: LogRows | None = None
 
     def close(self) -> None:
         if self.cache is not None:
@@ -315,6 +316,7 @@ class Ingestion:
         finally:
             bar.close()
         rows = unique_pairs(LogRows.concat(parts + fetched) if parts or fetched else _empty_rows())
+        self.rows = rows  # the logs' own rows (kept roots of splits), for datastack.multiplicity
         op_ids = np.unique(rows.operation_id)
         details = self.operation_details(op_ids) if self.opt.with_details else concat_chunks([])
         dropped = dropped_operations(details)

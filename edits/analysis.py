@@ -26,9 +26,10 @@ from proofpilot.core.errors import DataError
 from proofpilot.core.parquet import write_parquet
 from proofpilot.datastack.client import CaveConnection
 from proofpilot.datastack.ingest import Ingestion, resolve_table
+from proofpilot.datastack.multiplicity import lookup_multiplicity
 from proofpilot.datastack.records import DataPin
 from proofpilot.datastack.source import DataSource
-from proofpilot.edits.cost import dedup_cost, sample_cost, sensitivity
+from proofpilot.edits.cost import DISTINCT, SEEDS_WAY, dedup_cost, sample_cost, sensitivity
 from proofpilot.edits.markdown import render
 from proofpilot.edits.records import CostBasis, CostReport, EditsConfig, EditsResult, EditSummary
 from proofpilot.edits.sampling import Sample, draw_samples, population_root_ids, union_root_ids
@@ -72,8 +73,10 @@ def compute(
     samples: list[Sample],
     config: EditsConfig,
     n_table_rows: int | None = None,
+    multiplicity: pd.DataFrame | None = None,
 ) -> EditsResult:
-    """Statistics and cost of already-ingested rows, in memory (step 3 of the module docstring)."""
+    """Statistics and cost of already-ingested rows, in memory (step 3 of the module docstring);
+    `multiplicity` (operation_id, m) adds the distinct-operation counts, the primary cost's basis."""
     pin_dict = pin.to_dict() if isinstance(pin, DataPin) else dict(pin)
     n_pop = len(population)
     results: list[SampleResult] = []
@@ -90,33 +93,49 @@ def compute(
                 config.n_bootstrap,
                 sample.bootstrap_rng(),
                 config.ci_level,
+                multiplicity,
             )
         )
-
-    primary = results[-1]  # the census if there is one, else the largest sample
-    per_sample = tuple(sample_cost(r.stats.label, r.intervals, config.cost) for r in results)
-    cost = CostReport(
-        basis=config.cost,
-        primary=per_sample[-1],
-        deduplicated=dedup_cost(primary.stats.label, primary.stats.dedup, config.cost),
-        per_sample=per_sample,
-        sensitivity=sensitivity(primary.intervals, config.cost),
-    )
     summary = EditSummary(
         datastack=config.datastack,
         version=pin_dict.get("materialization_version"),
         pin=pin_dict,
-        population={
-            "table": pin_dict.get("table"),
-            "n_neurons": n_pop,
-            "n_table_rows": n_table_rows if n_table_rows is not None else n_pop,
-            "n_duplicate_roots": (n_table_rows - n_pop) if n_table_rows is not None else 0,
-        },
+        population=_population(pin_dict, n_pop, n_table_rows),
         samples=tuple(r.stats for r in results),
-        cost=cost,
+        cost=cost_report(results, config.cost),
         config=config,
     )
     return EditsResult(summary, _sample_columns(per_neuron, samples), operations, membership)
+
+
+def _population(pin: dict, n_pop: int, n_table_rows: int | None) -> dict:
+    return {
+        "table": pin.get("table"),
+        "n_neurons": n_pop,
+        "n_table_rows": n_table_rows if n_table_rows is not None else n_pop,
+        "n_duplicate_roots": (n_table_rows - n_pop) if n_table_rows is not None else 0,
+    }
+
+
+def cost_report(results: list[SampleResult], basis: CostBasis) -> CostReport:
+    """Primary cost: the largest sample (or the census) on distinct operations where the multiplicities are
+    known, with its per-neuron-sum cost (the seed's way) beside it; else on per-neuron sums."""
+    primary = results[-1]  # the census if there is one, else the largest sample
+    per_sample = tuple(sample_cost(r.stats.label, r.intervals, basis) for r in results)
+    seeds_way = replace(per_sample[-1], counts_basis=SEEDS_WAY)
+    distinct = (
+        None
+        if primary.distinct is None
+        else sample_cost(primary.stats.label, primary.distinct.intervals, basis, DISTINCT)
+    )
+    return CostReport(
+        basis=basis,
+        primary=distinct or per_sample[-1],
+        deduplicated=dedup_cost(primary.stats.label, primary.stats.dedup, basis),
+        per_sample=per_sample,
+        sensitivity=sensitivity(primary.intervals, basis),
+        per_neuron_sums=seeds_way if distinct is not None else None,
+    )
 
 
 def write_edits(
@@ -187,6 +206,7 @@ def measure(config: EditsConfig) -> EditsResult:
         needed = union_root_ids(samples)
         log.info("%d proofread neurons; fetching the logs of %d sampled ones", len(population), len(needed))
         fetched = ingestion.run(table, needed.tolist())
+        multiplicity = _multiplicity(ingestion, fetched.operations, population)
     finally:
         ingestion.close()
     return compute(
@@ -198,7 +218,21 @@ def measure(config: EditsConfig) -> EditsResult:
         samples,
         config,
         n_table_rows=len(table_rows),
+        multiplicity=multiplicity,
     )
+
+
+def _multiplicity(
+    ingestion: Ingestion, operations: pd.DataFrame | None, table_roots: np.ndarray
+) -> pd.DataFrame | None:
+    """m per sampled operation (datastack.multiplicity); None (per-neuron sums only) where not to be had."""
+    if ingestion.rows is None or operations is None or "after_root_ids" not in operations:
+        return None
+    try:
+        return lookup_multiplicity(ingestion, ingestion.rows, operations, table_roots.tolist()).frame
+    except DataError as exc:
+        log.warning("no distinct-operation counts (the cost falls back to per-neuron sums): %s", exc)
+        return None
 
 
 def run_edits(config: EditsConfig) -> EditSummary:

@@ -27,6 +27,9 @@ from proofpilot.edits.records import (
 SECONDS_PER_HOUR = 3600.0
 SENSITIVITY_SECONDS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
 CONSERVATIVE = "merge and split interval endpoints added (conservative)"
+PER_NEURON_SUMS = "per-neuron sums"
+SEEDS_WAY = "per-neuron sums (the seed's way: a shared split counted once per neuron)"
+DISTINCT = "distinct operations (1/m-weighted)"
 
 
 def node_hours(merges: float, splits: float, basis: CostBasis) -> float:
@@ -41,12 +44,15 @@ def _units(
     return CostEstimate(label, counts_basis, merges, splits, hours, gpu, gpu.scaled(basis.usd_per_gpu_hour))
 
 
-def sample_cost(label: str, intervals: SampleIntervals, basis: CostBasis) -> CostEstimate:
-    """Cost of the whole table projected from one sample, on per-neuron sums (the seed's Table 1 basis)."""
+def sample_cost(
+    label: str, intervals: SampleIntervals, basis: CostBasis, counts_basis: str = PER_NEURON_SUMS
+) -> CostEstimate:
+    """Cost of the whole table projected from one sample: on per-neuron sums (the seed's Table 1 basis) from
+    the sample's intervals, or on distinct operations from edits.distinct's (w, merge part of w) intervals."""
     a, b = basis.t_split_s, basis.t_merge_s - basis.t_split_s
     hours = intervals.linear_total(a, b).scaled(1 / SECONDS_PER_HOUR)
     return _units(
-        label, "per-neuron sums", intervals.linear_total(0, 1), intervals.linear_total(1, -1), hours, basis
+        label, counts_basis, intervals.linear_total(0, 1), intervals.linear_total(1, -1), hours, basis
     )
 
 

@@ -66,6 +66,7 @@ def _table1(s: dict) -> list[str]:
                 with_ci(r, "split_share", percent=True),
                 with_ci(r, "projected_total"),
                 unique + ci(d["unique_ops_ci"]),
+                with_ci(r["distinct"], "ops") if r.get("distinct") else "not looked up",
             ]
         )
     lines = ["## Table 1 (the seed's shape, with confidence intervals)", ""]
@@ -78,6 +79,7 @@ def _table1(s: dict) -> list[str]:
             "Split %",
             "Total Edits Proj. (per-neuron sums)",
             "Unique operations proj. (deduplicated)",
+            "Distinct operations proj. (1/m)",
         ],
         rows,
     )
@@ -199,7 +201,8 @@ def _cost(s: dict) -> list[str]:
     c = s["cost"]
     b = c["basis"]
     rows = []
-    for row in [*c["per_sample"], *([c["deduplicated"]] if c["deduplicated"] else [])]:
+    distinct = [c] if c.get("per_neuron_sums") else []  # a distinct-operation primary (the cost's basis)
+    for row in [*distinct, *c["per_sample"], *([c["deduplicated"]] if c["deduplicated"] else [])]:
         rows.append(
             [
                 row["sample"],

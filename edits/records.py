@@ -81,6 +81,23 @@ class DedupStats:
 
 
 @dataclass(frozen=True)
+class DistinctStats:
+    """Distinct operations projected from the sample: each logged operation weighs 1/m, m = the proofread
+    neurons whose logs hold it (edits/distinct.py). N × mean weight is unbiased for the distinct count."""
+
+    ops: Estimate
+    merges: Estimate
+    splits: Estimate
+    sample_rows: int  # (neuron, operation) rows of the sampled ok neurons
+    sample_weight: float  # Σ 1/m over them
+    shared_rows: int  # rows whose operation lies in two or more proofread neurons' logs
+    max_neurons_per_op: int
+    rows_without_m: int  # rows whose m was not looked up (weighed 1: an over-estimate)
+    method: str
+    note: str
+
+
+@dataclass(frozen=True)
 class SampleStats:
     """Statistics of one sample of proofread neurons (errors excluded), with CIs and the projection to N."""
 
@@ -114,6 +131,7 @@ class SampleStats:
     n_bootstrap: int
     ci_level: float
     small_sample: bool = False  # fewer ok neurons than intervals.SMALL_SAMPLE_N: the intervals are rough
+    distinct: DistinctStats | None = None  # None without the operations' multiplicities
 
 
 @dataclass(frozen=True)
@@ -140,10 +158,11 @@ class SensitivityPoint:
 @dataclass(frozen=True)
 class CostReport:
     basis: CostBasis
-    primary: CostEstimate  # the largest sample (or the census) on per-neuron sums
+    primary: CostEstimate  # the largest sample (or the census): distinct operations where known, else sums
     deduplicated: CostEstimate | None
     per_sample: tuple[CostEstimate, ...]
     sensitivity: tuple[SensitivityPoint, ...]  # uniform s/op over all operations of the primary sample
+    per_neuron_sums: CostEstimate | None = None  # the seed's way, beside a distinct-operation primary
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import pandas as pd
 from proofpilot.core.errors import DataError
 from proofpilot.edits.bootstrap import TOP_FRACTIONS, GroupedSample, bootstrap, point_statistics
 from proofpilot.edits.dedup import dedup_statistics
+from proofpilot.edits.distinct import DistinctResult, distinct_statistics
 from proofpilot.edits.intervals import SMALL_SAMPLE_N, SampleIntervals, quantile_interval
 from proofpilot.edits.records import Estimate, SampleStats
 
@@ -25,6 +26,7 @@ PERCENTILES = (25, 50, 75, 90, 95, 99)
 class SampleResult:
     stats: SampleStats
     intervals: SampleIntervals  # keeps the bootstrap draws for the cost CIs
+    distinct: DistinctResult | None = None  # with the operations' multiplicities: distinct-operation counts
 
 
 def ok_rows(per_neuron: pd.DataFrame) -> pd.DataFrame:
@@ -58,8 +60,10 @@ def sample_statistics(
     n_boot: int,
     rng: np.random.Generator,
     level: float = 0.95,
+    multiplicity: pd.DataFrame | None = None,
 ) -> SampleResult:
-    """Statistics of one sample: `per_neuron` holds exactly the sampled neurons, `membership` their logs."""
+    """Statistics of one sample: `per_neuron` holds exactly the sampled neurons, `membership` their logs;
+    `multiplicity` (operation_id, m: proofread neurons whose logs hold it) adds distinct-operation counts."""
     ok = ok_rows(per_neuron)
     n_ok = len(ok)
     if n_ok < 2:
@@ -73,6 +77,11 @@ def sample_statistics(
     intervals = SampleIntervals(point_statistics(grouped), bootstrap(grouped, n_boot, rng), population, level)
     ok_membership = membership[membership["root_id"].isin(ok["root_id"])]
     merge_share = intervals.merge_share()
+    distinct = None
+    if multiplicity is not None:
+        distinct = distinct_statistics(
+            ok["root_id"].to_numpy(), ok_membership, multiplicity, population, n_boot, rng, level
+        )
     stats = SampleStats(
         label=label,
         n=len(per_neuron),
@@ -104,5 +113,6 @@ def sample_statistics(
         n_bootstrap=n_boot,
         ci_level=level,
         small_sample=n_ok < SMALL_SAMPLE_N,
+        distinct=None if distinct is None else distinct.stats,
     )
-    return SampleResult(stats, intervals)
+    return SampleResult(stats, intervals, distinct)

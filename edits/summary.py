@@ -26,7 +26,15 @@ from proofpilot.edits.intervals import (
     SMALL_SAMPLE_N,
     STUDENTIZED,
 )
-from proofpilot.edits.records import CostBasis, CostEstimate, DedupStats, EditSummary, Estimate, SampleStats
+from proofpilot.edits.records import (
+    CostBasis,
+    CostEstimate,
+    DedupStats,
+    DistinctStats,
+    EditSummary,
+    Estimate,
+    SampleStats,
+)
 from proofpilot.edits.reference import compare_with_seed
 
 SUMMARY_NAME = "summary.json"
@@ -56,7 +64,9 @@ PROJECTION_NOTE = (
     "projected_total = N x mean per-neuron edits. Per-neuron sums count an operation once for every "
     "proofread "
     "neuron whose change log contains it, so a split between two proofread neurons is counted twice (this is "
-    "what the seed's Table 1 reports). dedup.unique_ops is the deduplicated count of distinct operations."
+    "what the seed's Table 1 reports). dedup.unique_ops is the pair-based deduplicated count; distinct.ops "
+    "weighs each logged operation by 1/m (m = proofread neurons whose logs hold it), unbiased for the number "
+    "of distinct operations, and is the primary cost's basis where it was looked up."
 )
 
 
@@ -84,6 +94,13 @@ def _dedup_dict(d: DedupStats) -> dict:
         put(out, key, getattr(d, key))
         out[f"{key}_method"] = getattr(d, key).method
     return out
+
+
+def _distinct_dict(d: DistinctStats) -> dict:
+    out = {k: v for k, v in asdict(d).items() if not isinstance(v, dict)}
+    for key in ("ops", "merges", "splits"):
+        put(out, key, getattr(d, key))
+    return {**out, "ci_method": d.ops.method}
 
 
 def sample_dict(s: SampleStats) -> dict:
@@ -123,6 +140,7 @@ def sample_dict(s: SampleStats) -> dict:
         put(out, f"{key}_share", est)
     out["projection_basis"] = "per-neuron sums (shared operations counted once per neuron)"
     out["dedup"] = _dedup_dict(s.dedup)
+    out["distinct"] = None if s.distinct is None else _distinct_dict(s.distinct)
     out["n_bootstrap"] = s.n_bootstrap
     out["ci_level"] = s.ci_level
     out["small_sample"] = s.small_sample
@@ -193,6 +211,7 @@ def summary_dict(summary: EditSummary) -> dict:
     primary = _cost_dict(cost.primary)
     primary["basis"] = basis
     primary["deduplicated"] = None if cost.deduplicated is None else _cost_dict(cost.deduplicated)
+    primary["per_neuron_sums"] = None if cost.per_neuron_sums is None else _cost_dict(cost.per_neuron_sums)
     primary["per_sample"] = [_cost_dict(c) for c in cost.per_sample]
     primary["sensitivity"] = []
     for point in cost.sensitivity:

@@ -195,7 +195,7 @@ def full_dataset_costs(
         try:
             counts = EditsProjection(
                 e.summary.datastack, c.merges.value, c.merges.ci, c.splits.value, c.splits.ci,
-                e.summary.sampling.ci_level,
+                e.summary.sampling.ci_level, c.counts_basis,
             )  # fmt: skip
         except ConfigError as exc:  # e.g. a summary written before count intervals kept to their support
             notes.append(f"{e.path}: no projection from this edits summary ({exc})")

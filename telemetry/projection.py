@@ -1,5 +1,10 @@
 """Full-dataset cost: the edits stage's projected merges/splits × the measured node-seconds per edit.
 
+The counts are distinct operations where the edits stage looked up each operation's multiplicity (its
+summary's primary cost: a split in two proofread neurons' logs counted once), else per-neuron sums (the
+seed's way); `counts_basis` says which. The per-edit cost is measured on distinct operations, so distinct
+counts are the consistent product.
+
     node-hours = (merges · t_merge + splits · t_split) / 3600     t = node-seconds per *edit* (calls/edit in)
     GPU-hours  = GPUs per node · node-hours;   $ = GPU-hours · $/GPU-hour
 
@@ -39,6 +44,7 @@ class EditsProjection:
     splits: float
     splits_ci: tuple[float, float]
     ci_level: float = 0.95
+    counts_basis: str = "per-neuron sums"  # or "distinct operations (1/m-weighted)" (edits.cost)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "merges_ci", _check_ci("projected merges", self.merges, self.merges_ci))
@@ -87,6 +93,7 @@ class CostProjection:
     ratio_node_hours_to_seed: float | None
     roofline_bf16_node_hours: float | None
     roofline_fp8_node_hours: float | None
+    counts_basis: str = "per-neuron sums"
     ci_note: str = (
         "CI bounds combine the low (high) ends of the projected counts with the low (high) ends of the "
         "measured per-edit cost: a conservative interval, wider than the exact CI of the product"
@@ -157,4 +164,5 @@ def project_cost(
         ratio_node_hours_to_seed=node_h / seed_node_h if seed_node_h > 0 else None,
         roofline_bf16_node_hours=_roof(roofline_bf16_s_per_edit),
         roofline_fp8_node_hours=_roof(roofline_fp8_s_per_edit),
+        counts_basis=edits.counts_basis,
     )

@@ -26,9 +26,14 @@ class RootState:
     n_rows: int
 
 
+Graph = tuple[dict[int, list[int]], dict[int, list[int]], dict[int, int]]  # parents, children, creator
+GRAPH_CACHE_SIZE = 4096  # neuron pairs whose lineage graph is kept (a batch of roots often hits one pair)
+
+
 class Lineage:
     def __init__(self, gen: Generator):
         self.gen = gen
+        self._graphs: dict[tuple[int, ...], Graph] = {}
 
     def _decode(self, root: int) -> tuple[RootKind, int] | None:
         try:
@@ -104,6 +109,14 @@ class Lineage:
         neurons = [n for n in (2 * pair, 2 * pair + 1) if n < self.gen.n_neurons]
         if self.gen.population.n_shared[2 * pair] == 0:
             neurons = [neuron]
+        key = tuple(neurons)
+        if key not in self._graphs:
+            if len(self._graphs) >= GRAPH_CACHE_SIZE:
+                self._graphs.pop(next(iter(self._graphs)))
+            self._graphs[key] = self._build_graph(neurons)
+        return self._graphs[key]
+
+    def _build_graph(self, neurons: list[int]) -> Graph:
         parents: dict[int, list[int]] = defaultdict(list)
         created_by: dict[int, int] = {}
         for n in neurons:

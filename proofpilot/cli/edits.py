@@ -61,7 +61,7 @@ def _echo_summary(summary: EditSummary) -> None:
         )
     c = summary.cost.primary
     click.echo(
-        f"cost ({c.label}, per-neuron sums): {c.node_hours.value:,.1f} node-h = "
+        f"cost ({c.label}, {c.counts_basis}): {c.node_hours.value:,.1f} node-h = "
         f"{c.gpu_hours.value:,.1f} GPU-h = "
         f"${c.usd.value:,.0f} [{c.usd.ci[0]:,.0f}, {c.usd.ci[1]:,.0f}]"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -64,7 +65,7 @@ def server():
         yield srv
 
 
-def test_edits_end_to_end_with_errors_then_resume(server, tmp_path, capsys):
+def test_edits_end_to_end_with_errors_then_resume(server, tmp_path, capsys, caplog):
     out, cache = tmp_path / "out", tmp_path / "cache"
     server.set_faults(FaultConfig(error_rate=0.1, sticky=True, seed=5, routes=("tabular_change_log_many",)))
     try:  # one root per call so that a sticky error fails exactly one neuron
@@ -121,13 +122,20 @@ def test_edits_end_to_end_with_errors_then_resume(server, tmp_path, capsys):
     md = (out / "summary.md").read_text()
     assert "counted twice" in md and "Table 1" in md and "never counted as 0 edits" in md
 
-    # resume: faults off, only the failed neurons are fetched; the table comes from the cache
+    # resume: faults off, only the failed neurons are fetched (sampled ones, and those outside the sample
+    # whose logs the distinct-operation lookup could not fetch); the table comes from the cache
     failed = per.loc[per["status"] == "error", "root_id"]
+    lookup_failed = [
+        int(m.group(1))
+        for r in caplog.records
+        if (m := re.match(r"(\d+) of \d+ neurons sharing sampled operations: no log", r.getMessage()))
+    ]
     server.reset_counts()
     assert run_cli(server.url, out, cache, "--sample-sizes", "40", "80", "--seed", "7", "--no-figures") == 0
     counts = server.request_counts
     assert counts.get("query", 0) == 0
-    assert counts["tabular_change_log_many"] == math.ceil(len(failed) / 50)
+    expected = math.ceil(len(failed) / 50) + math.ceil(sum(lookup_failed) / 50)
+    assert counts["tabular_change_log_many"] == expected
     again = json.loads((out / "summary.json").read_text())
     assert all(s["n_errors"] == 0 for s in again["samples"])
     per2 = pd.read_parquet(out / "per_neuron.parquet")
