@@ -106,3 +106,17 @@ def test_a_root_without_l2_data_is_a_failure_with_a_reason(client, fragments, mo
     assert set(built) == {distractor}
     assert "not yet computed" in source.failures[partner]
     assert "HTTP 400" in source.failures[unknown] and "not a valid root id" in source.failures[unknown]
+
+
+def test_a_crop_around_a_point_reads_a_bounded_level2_graph(server, client, fragments):
+    base = fragments["base"]
+    center = geometry.segment_skeleton(MOUSE, base).vertices[100].astype(np.float64)
+    source = PcgSkeletons(client, invalidation_d_nm=l2.L2_SPAN_NM)
+    whole = source.get_many([base])[base]
+    server.reset_counts()
+    crop = source.around(base, center, 5_000.0)
+    assert 1 < len(crop.nodes) < len(whole.nodes)
+    xyz = crop.nodes[["x", "y", "z"]].to_numpy()
+    assert np.abs(xyz - center).max() < 5_000.0 + l2.L2_SPAN_NM
+    assert np.linalg.norm(xyz - center, axis=1).min() < l2.L2_SPAN_NM  # the crop holds the point's cable
+    assert server.request_counts["lvl2_graph"] == 1  # the bounded graph only, passed on to pcg_skel

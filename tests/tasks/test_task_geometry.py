@@ -13,6 +13,7 @@ from proofpilot.core.vocab import ROLE_LABEL
 from proofpilot.datastack.embedded import geometry, l2
 from proofpilot.datastack.embedded.server import start_server
 from proofpilot.datastack.geometry import PcgSkeletons
+from proofpilot.datastack.skeletons import skeleton_layer_url
 from proofpilot.tasks.features import MERGE_FEATURES
 from proofpilot.tasks.prepare import SkeletonCache, add_features
 from proofpilot.tasks.records import DecisionTask
@@ -70,3 +71,17 @@ def test_a_task_whose_root_has_no_geometry_is_dropped_and_counted(server):
     assert counts["lvl2_graph"] == 4 and counts["l2cache_attributes"] == 3
     with pytest.raises(DataError, match="none of the 1 tasks"):
         add_features([tasks[1]], cache)
+
+
+def test_a_root_missing_from_the_precomputed_layer_drops_only_its_task(server):
+    roots = geometry.op_fragments(MOUSE, MERGE_OP)
+    tasks = [
+        _merge_task(MERGE_OP, "partner", roots["base"], roots["partner"]),
+        _merge_task(MERGE_OP, "distractor", roots["base"], NO_SUCH_ROOT),
+    ]
+    cache = SkeletonCache(skeleton_layer_url(MOUSE, server_url=server.url))
+    dropped: Counter[str] = Counter()
+    done = add_features(tasks, cache, dropped=dropped)
+    assert [t.task_id for t in done] == [tasks[0].task_id]
+    assert list(dropped.values()) == [1] and "no skeleton in" in next(iter(dropped))
+    assert cache.loads == 2 and set(cache.failures) == {NO_SUCH_ROOT}
