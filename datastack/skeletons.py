@@ -73,17 +73,23 @@ def _info_from_server(server_url: str, datastack: str, timeout_s: float) -> dict
 
 
 def load_skeletons(
-    layer_url: str, root_ids: Iterable[int], *, parallel: int = 1, timeout_s: float = 30.0
+    layer_url: str,
+    root_ids: Iterable[int],
+    *,
+    parallel: int = 1,
+    timeout_s: float = 30.0,
+    missing_ok: bool = False,
 ) -> dict[int, navis.TreeNeuron]:
-    """{root id: TreeNeuron in nm} for every root id; DataError for an unreachable layer or an unknown id.
+    """{root id: TreeNeuron in nm} for every root id; DataError for an unreachable layer or an unknown id
+    (with `missing_ok`, unknown ids are simply absent from the answer).
 
     `parallel` is cloud-volume's download parallelism; `timeout_s` bounds the reachability check of an HTTP
     layer."""
     ids = list(dict.fromkeys(int(r) for r in root_ids))
     if not ids:
         return {}
-    skeletons = _read(layer_url, ids, parallel, timeout_s)
-    return {root: to_tree_neuron(skeletons[root], root) for root in ids}
+    skeletons = _read(layer_url, ids, parallel, timeout_s, missing_ok)
+    return {root: to_tree_neuron(skeletons[root], root) for root in ids if root in skeletons}
 
 
 def to_tree_neuron(skeleton, root_id: int) -> navis.TreeNeuron:
@@ -156,7 +162,7 @@ def _preflight(layer_url: str, timeout_s: float) -> None:
         )
 
 
-def _read(layer_url: str, ids: list[int], parallel: int, timeout_s: float) -> dict:
+def _read(layer_url: str, ids: list[int], parallel: int, timeout_s: float, missing_ok: bool = False) -> dict:
     # lazy: cloud-volume takes seconds to import; only layer reads need it
     from cloudvolume import CloudVolume
 
@@ -180,7 +186,7 @@ def _read(layer_url: str, ids: list[int], parallel: int, timeout_s: float) -> di
         raise DataError(f"skeleton layer {layer_url} could not be read: {_one_line(err)}") from None
     by_id = {int(sk.id): sk for sk in found}
     missing = [r for r in ids if r not in by_id]
-    if missing:
+    if missing and not missing_ok:
         shown = ", ".join(str(r) for r in missing[:5]) + (" …" if len(missing) > 5 else "")
         raise DataError(f"no skeleton for {len(missing)} root id(s) in {layer_url}: {shown}")
     log.debug("read %d skeletons from %s", len(by_id), layer_url)

@@ -1,11 +1,18 @@
-"""Task preparation: skeletons of each task's fragments (loaded in batches), their features and views."""
+"""Task preparation: skeletons of each task's fragments (loaded in batches), their features and views.
+
+Skeletons come from a source with ``get_many(root_ids) -> {root id: TreeNeuron}``: a precomputed layer (a
+URL), or any object such as `proofpilot.datastack.geometry.PcgSkeletons`. A root the source cannot give is
+absent from its answer (its reason in the source's ``failures`` if it has one); the tasks that need it are
+dropped, counted by reason, and the others go on."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
+import logging
+import re
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from proofpilot.core.errors import DataError
 from proofpilot.datastack.skeletons import load_skeletons
@@ -16,28 +23,59 @@ from proofpilot.tasks.views import render_views
 if TYPE_CHECKING:
     import navis
 
+log = logging.getLogger(__name__)
+
 DEFAULT_BATCH_ROOTS = 128  # root ids per skeleton request batch (cloud-volume's per-call cost is ~0.1 s)
+NO_SKELETON = "no skeleton for this root"
+_ID = re.compile(r"\d{6,}")  # root and L2 ids, so that one reason counts every root it hits
+
+
+class SkeletonSource(Protocol):
+    def get_many(self, root_ids: Iterable[int]) -> dict[int, navis.TreeNeuron]: ...
+
+
+class _Layer:
+    """A precomputed skeleton layer as a source: roots it lacks are absent from the answer."""
+
+    def __init__(self, layer_url: str) -> None:
+        self.layer_url = layer_url
+        self.failures: dict[int, str] = {}
+
+    def get_many(self, root_ids: Iterable[int]) -> dict[int, navis.TreeNeuron]:
+        wanted = list(root_ids)
+        found = load_skeletons(self.layer_url, wanted, missing_ok=True)
+        self.failures.update({r: f"no skeleton in {self.layer_url}" for r in wanted if r not in found})
+        return found
 
 
 class SkeletonCache:
-    """Skeletons of one run, loaded through cloud-volume in batches and kept (least recently used dropped)."""
+    """Skeletons of one run, loaded from a source in batches and kept (least recently used dropped).
 
-    def __init__(self, layer_url: str, max_items: int = 2 * DEFAULT_BATCH_ROOTS) -> None:
-        self.layer_url = layer_url
+    `source` is a precomputed layer URL or any `SkeletonSource`; roots it could not give are in `failures`
+    (root id -> reason) and are not asked for again."""
+
+    def __init__(self, source: str | SkeletonSource, max_items: int = 2 * DEFAULT_BATCH_ROOTS) -> None:
+        self.source: SkeletonSource = _Layer(source) if isinstance(source, str) else source
+        self.layer_url = source if isinstance(source, str) else None
         self.max_items = max_items
         self._items: OrderedDict[int, navis.TreeNeuron] = OrderedDict()
+        self.failures: dict[int, str] = {}
         self.loads = 0  # skeletons fetched
 
     def get_many(self, root_ids: Iterable[int]) -> dict[int, navis.TreeNeuron]:
-
+        """{root id: skeleton} for the wanted roots the source could give."""
         wanted = list(dict.fromkeys(int(r) for r in root_ids))
-        missing = [r for r in wanted if r not in self._items]
+        missing = [r for r in wanted if r not in self._items and r not in self.failures]
         if missing:
-            self._items.update(load_skeletons(self.layer_url, missing))
-            self.loads += len(missing)
+            found = self.source.get_many(missing)
+            reasons = getattr(self.source, "failures", {})
+            self.failures.update({r: reasons.get(r, NO_SKELETON) for r in missing if r not in found})
+            self._items.update((r, found[r]) for r in missing if r in found)
+            self.loads += sum(r in found for r in missing)
         for r in wanted:
-            self._items.move_to_end(r)
-        out = {r: self._items[r] for r in wanted}
+            if r in self._items:
+                self._items.move_to_end(r)
+        out = {r: self._items[r] for r in wanted if r in self._items}
         while len(self._items) > max(self.max_items, len(wanted)):
             self._items.popitem(last=False)
         return out
@@ -57,11 +95,14 @@ def add_features(
     skeletons: SkeletonCache,
     radius_nm: float | None = None,
     batch_roots: int = DEFAULT_BATCH_ROOTS,
+    dropped: Counter[str] | None = None,
 ) -> list[DecisionTask]:
-    """The tasks with features computed from their skeletons, in the same order.
+    """The tasks with features computed from their skeletons, in the same order, less those with a root
+    whose skeleton could not be had: each of those is logged and counted in `dropped` by reason.
 
     Skeletons load in batches of whole neurons (at least `batch_roots` root ids per request, so that the
-    fixed cost of a cloud-volume call is shared) and stay in the run's cache for later tasks."""
+    fixed cost of a cloud-volume call is shared) and stay in the run's cache for later tasks. DataError if
+    no task is left."""
 
     radius = DEFAULT_RADIUS_NM if radius_nm is None else radius_nm
     if not tasks:
@@ -75,6 +116,13 @@ def add_features(
         loaded = skeletons.get_many(r for i in indices for r in task_roots(tasks[i]))
         for i in indices:
             task = tasks[i]
+            lacking = [r for r in task_roots(task) if r not in loaded]
+            if lacking:
+                why = skeletons.failures.get(lacking[0], NO_SKELETON)
+                log.warning("task %s dropped: no geometry for root %d (%s)", task.task_id, lacking[0], why)
+                if dropped is not None:
+                    dropped[f"no geometry: {_ID.sub('<id>', why)}"] += 1
+                continue
             if task.candidate_root_id is None:
                 feats = split_features(loaded[task.base_root_id], task.interface_nm, radius)
             else:
@@ -93,7 +141,10 @@ def add_features(
             batch, roots = [], set()
     if batch:
         compute(batch)
-    return out  # type: ignore[return-value]
+    kept = [t for t in out if t is not None]
+    if not kept:
+        raise DataError(f"none of the {len(tasks)} tasks has the geometry of its fragments")
+    return kept
 
 
 def task_views(
@@ -102,6 +153,9 @@ def task_views(
     """Three PNG projections (xy, xz, yz) of the task's fragments around its interface point."""
 
     loaded = skeletons.get_many(task_roots(task))
+    lacking = [r for r in task_roots(task) if r not in loaded]
+    if lacking:
+        raise DataError(f"task {task.task_id}: no geometry for root {lacking[0]}")
     return render_views(
         [loaded[r] for r in task_roots(task)],
         task.interface_nm,

@@ -5,10 +5,10 @@ name in the chunkedgraph routes; other names get the 404 the real services give)
 `start_server(...)` or in the foreground with `proofpilot datastack serve`. caveclient works against it
 unchanged: `CAVEclient(profile, server_address=server.url, auth_token="...", write_server_cache=False)`.
 
-Routes live in info_routes / pcg_routes / materialize_routes. Paths under `/skeletons/{profile}/...` go to the
-precomputed skeleton layer (`proofpilot.datastack.embedded.skeleton_layer.handle`), imported lazily when it
-exists. Faults (faults.py) apply to the data routes; every request is counted per route name
-(`request_counts`)."""
+Routes live in info_routes / pcg_routes / l2cache_routes / materialize_routes. Paths under
+`/skeletons/{profile}/...` go to the precomputed skeleton layer
+(`proofpilot.datastack.embedded.skeleton_layer.handle`), imported lazily when it exists. Faults (faults.py)
+apply to the data routes; every request is counted per route name (`request_counts`)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from proofpilot.core.errors import ConfigError, DataError
-from proofpilot.datastack.embedded import info_routes, materialize_routes, pcg_routes, watershed
+from proofpilot.datastack.embedded import (
+    info_routes,
+    l2cache_routes,
+    materialize_routes,
+    pcg_routes,
+    watershed,
+)
 from proofpilot.datastack.embedded.faults import WRONG_TYPE_BODY, FaultConfig, FaultInjector
 from proofpilot.datastack.embedded.profiles import get_profile
 from proofpilot.datastack.embedded.routing import HttpError, Request, Response, Route, ServerContext
@@ -50,6 +56,7 @@ def _skeleton_hook(ctx: ServerContext, req: Request, profile: str, subpath: str)
 ROUTES: list[Route] = [
     *info_routes.ROUTES,
     *pcg_routes.ROUTES,
+    *l2cache_routes.ROUTES,
     *materialize_routes.ROUTES,
     *watershed.ROUTES,
     Route.make("skeletons", "GET", r"/skeletons/(?P<profile>[^/]+)/(?P<subpath>.*)", _skeleton_hook),

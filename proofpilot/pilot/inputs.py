@@ -8,6 +8,7 @@ same draw `proofpilot edits --sample-sizes N --seed S` makes), so the projection
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from proofpilot.edits.sampling import draw_samples, population_root_ids
 from proofpilot.edits.stats import sample_statistics
 from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
 from proofpilot.tasks.distractors import SegmentationDistractors
-from proofpilot.tasks.prepare import SkeletonCache, add_features
+from proofpilot.tasks.prepare import SkeletonCache, SkeletonSource, add_features
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.projection import EditsProjection
 
@@ -99,18 +100,26 @@ def build_tasks(
     return tasks
 
 
-def with_features(tasks: Sequence[DecisionTask], layer_url: str) -> list[DecisionTask]:
-    """The tasks with their skeleton features (skeletons read through cloud-volume, one batch per neuron).
+def with_features(tasks: Sequence[DecisionTask], skeletons: str | SkeletonSource) -> list[DecisionTask]:
+    """The tasks with their skeleton features (skeletons from a precomputed layer URL, one batch per neuron,
+    or any source such as `PcgSkeletons`); tasks with a root whose geometry could not be had are dropped
+    and logged by reason.
 
     cloud-files fetches with more threads than urllib3's pool keeps connections for; the resulting
     "Connection pool is full, discarding connection" warnings (dozens per run, nothing lost) are muted."""
     pool_log = logging.getLogger("urllib3.connectionpool")
     level = pool_log.level
     pool_log.setLevel(logging.ERROR)
+    dropped: Counter[str] = Counter()
     try:
-        return add_features(tasks, SkeletonCache(layer_url))
+        out = add_features(tasks, SkeletonCache(skeletons), dropped=dropped)
     finally:
         pool_log.setLevel(level)
+    if dropped:
+        reasons = ", ".join(f"{why}: {n}" for why, n in sorted(dropped.items()))
+        n_dropped = sum(dropped.values())
+        log.warning("%d of %d tasks dropped for lack of geometry: %s", n_dropped, len(tasks), reasons)
+    return out
 
 
 def task_row(task: DecisionTask) -> dict:
