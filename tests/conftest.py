@@ -85,3 +85,11 @@ def test_home() -> Path:
 def real_home() -> Path | None:
     """The user's real HOME (only for asserting that nothing was written there)."""
     return Path(_REAL_HOME) if _REAL_HOME else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`--dist loadgroup`), keep every test of the shared vLLM server on one worker, so
+    the run starts that server once; elsewhere the group marker does nothing."""
+    for item in items:
+        if item.get_closest_marker("vllm") is not None:
+            item.add_marker(pytest.mark.xdist_group("vllm"))
