@@ -8,21 +8,22 @@ to it, in units of the feature's spread in the data the rule was fitted on.
 
 `fit_rule` picks, per op kind, the feature, direction and threshold with the best accuracy on labelled tasks
 (candidate features: `CANDIDATES`). `DEFAULT_RULE` is such a fit, rounded: bench/baseline.py fits on the
-embedded minnie65_synthetic's neurons 0–39 (K = 10, seed 1) and evaluates on 70 other neurons (seed 2). Its
-figures there (1,400 held-out tasks; accuracy with a 95 % cluster-bootstrap CI over neurons, 2,000 resamples):
+embedded minnie65_synthetic's neurons 0–39 (K = 10, seed 1) and evaluates on 70 other neurons (seed 2), with
+merge distractors from segmentation cutouts (`tasks.distractors`, the product's path). Its figures there
+(1,399 held-out tasks; accuracy with a 95 % cluster-bootstrap CI over neurons, 2,000 resamples):
 
-    merge  accuracy 0.860  95% CI [0.836, 0.884]  n=678 tasks, 70 neurons; distractor-contact 0.468 (n=173),
-           distractor-far 1.000 (n=166), partner 0.991 (n=339)
-    split  accuracy 0.940  95% CI [0.920, 0.957]  n=722 tasks, 70 neurons; before_split 0.945 (n=361),
-           clean 0.936 (n=361)
-    merge without gap/distance features (angle_deg <= 37.3): accuracy 0.748  95% CI [0.716, 0.779]
-    features, batched + cached 10.4 ms/task wall, naive 81.2 ms/task (load average 4.4 on 2 cores)
-    ratio naive / batched (wall per task): 7.83x
+    merge  accuracy 0.763  95% CI [0.735, 0.791]  n=675 tasks, 70 neurons; partner 0.831 (n=338),
+           distractor-own (the generator's neighbour of the merge) 0.740 (n=281), distractor-other 0.464 (n=56)
+    split  accuracy 0.950  95% CI [0.937, 0.963]  n=724 tasks, 70 neurons; before_split 0.953 (n=362),
+           clean 0.948 (n=362)
 
-The merge stump, `dist_b_nm` <= 3.97, says "the candidate reaches within 4 nm of the interface point": true
-partners and end-on contact distractors both start 1–4 nm past it in the embedded geometry, so the rule
-rejects the far distractors and most side-on ones. Before contact distractors existed (every distractor
->= 150 nm from the neuron) the same bench fitted `gap_nm` <= 105 and scored merge 1.000 [1.000, 1.000].
+How the rule changed: the previous merge stump, `dist_b_nm` <= 3.97 ("the candidate reaches within 4 nm of the
+interface point"), won only because the generator's own distractors started further from the point than true
+partners. On segmentation distractors — segments that really touch the partner at the edit's time — it scores
+the same 0.763 [0.734, 0.789] overall but only 0.488 on the distractors (it says "merge" to half of them), so
+distance no longer separates partners from distractors; the fit now picks the continuation angle, `angle_deg`
+<= 49.5: same overall accuracy, spread more evenly (partners 0.831 against 0.988 before). Neither stump
+is a good proofreader; the baseline is the yardstick, and the vision agent is what the pilot measures.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from proofpilot.agent.schema import DECISIONS
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.tasks.records import DecisionTask
 
-BASELINE_VERSION = "baseline-rule-1"
+BASELINE_VERSION = "baseline-rule-2"
 BASELINE_MODEL = "baseline-rule"
 BASELINE_ENDPOINT = "local"
 CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -99,8 +100,8 @@ class BaselineRule:
 
 # bench/baseline.py's "rule fitted on the training tasks" (minnie65_synthetic neurons 0–39, K = 10, seed 1).
 DEFAULT_RULE = BaselineRule(
-    merge=Stump("dist_b_nm", "le", 3.97, 1.07),
-    split=Stump("side_cable_um", "ge", 2.53, 1.92),
+    merge=Stump("angle_deg", "le", 49.5, 30.9),
+    split=Stump("side_cable_um", "ge", 2.72, 1.93),
 )
 
 

@@ -84,9 +84,9 @@ def test_fit_finds_the_informative_feature_and_its_threshold():
 
 def test_verdicts_look_like_the_llm_clients_with_zero_tokens():
     tasks = [
-        task(1, "partner", {"gap_nm": 3.0, "dist_b_nm": 2.0}),  # a true partner's values
+        task(1, "partner", {DEFAULT_RULE.merge.feature: DEFAULT_RULE.merge.threshold / 2}),  # the merge side
         task(2, "clean", {"side_cable_um": 0.0}),
-        task(3, "distractor", {"gap_nm": math.nan, "dist_b_nm": math.nan}),
+        task(3, "distractor", {DEFAULT_RULE.merge.feature: math.nan}),
     ]
     seen = []
     verdicts = asyncio.run(BaselineAgent().decide_all(tasks, on_verdict=seen.append))
