@@ -13,7 +13,7 @@ merge distractors from segmentation cutouts (`tasks.distractors`, the product's 
 (1,399 held-out tasks; accuracy with a 95 % cluster-bootstrap CI over neurons, 2,000 resamples):
 
     merge  accuracy 0.763  95% CI [0.735, 0.791]  n=675 tasks, 70 neurons; partner 0.831 (n=338),
-           distractor-own (the generator's neighbour of the merge) 0.740 (n=281), distractor-other 0.464 (n=56)
+           distractor-own (the generator's merge neighbour) 0.740 (n=281), distractor-other 0.464 (n=56)
     split  accuracy 0.950  95% CI [0.937, 0.963]  n=724 tasks, 70 neurons; before_split 0.953 (n=362),
            clean 0.948 (n=362)
 
