@@ -113,22 +113,26 @@ def _build(url: str, profile: str, neurons: int, k: int, seed: int, meter: Meter
     return conn, tasks, distractors.cost, build_s
 
 
-def _geometry(tasks, source, meter: Meter) -> tuple[dict[int, tuple[float, Counter[str]]], int]:
-    """Per operation: wall and requests of its tasks' features from `source`; tasks featured."""
+def _geometry(tasks, sources: dict[str, object], meter: Meter):
+    """Per source, per operation: wall and requests of its tasks' features; and tasks featured per source.
+
+    The sources take turns operation by operation, so that both see the same load on a shared machine."""
     from proofpilot.core.errors import DataError
     from proofpilot.pilot.inputs import with_features
 
     by_op = defaultdict(list)
     for task in tasks:
         by_op[task.operation_id].append(task)
-    cost, kept = {}, 0
+    cost: dict[str, dict] = {name: {} for name in sources}
+    kept: Counter[str] = Counter()
     for op, group in by_op.items():
-        try:
-            featured, wall, reqs = meter(lambda group=group: with_features(group, source))
-            kept += len(featured.tasks)
-        except DataError:
-            featured, wall, reqs = None, float("nan"), Counter()
-        cost[op] = (wall, reqs)
+        for name, source in sources.items():
+            try:
+                featured, wall, reqs = meter(lambda g=group, s=source: with_features(g, s))
+                kept[name] += len(featured.tasks)
+            except DataError:
+                wall, reqs = float("nan"), Counter()
+            cost[name][op] = (wall, reqs)
     return cost, kept
 
 
@@ -177,9 +181,10 @@ def main() -> None:
         roots = sorted({r for t in tasks for r in task_roots(t)})
         for root in roots:  # warm the embedded server's L2 derivation (a real chunkedgraph has it stored)
             conn.client.chunkedgraph.level2_chunk_graph(root)
-        ours, ours_kept = _geometry(tasks, PcgSkeletons(conn.client, invalidation_d_nm=invalidation), meter)
-        seed_pcg = PcgSkeletons(conn.client, invalidation_d_nm=invalidation)
-        seeds, seed_kept = _geometry(tasks, WholeSkeletons(seed_pcg), meter)
+        crop = PcgSkeletons(conn.client, invalidation_d_nm=invalidation)
+        whole = WholeSkeletons(PcgSkeletons(conn.client, invalidation_d_nm=invalidation))
+        cost, kept = _geometry(tasks, {"product": crop, "seed": whole}, meter)
+        ours, seeds = cost["product"], cost["seed"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -208,7 +213,7 @@ def main() -> None:
     print(f"tasks/s on this machine's {len(os.sched_getaffinity(0))} cores (client and server together, "
           f"geometry + distractors): product {len(tasks) / o_total:.2f}, seed's way "
           f"{len(tasks) / s_total:.2f}; task building incl. roles and cutouts {build_s:.1f} s")  # fmt: skip
-    print(f"tasks with geometry: product {ours_kept}, seed's way {seed_kept} of {len(tasks)}")
+    print(f"tasks with geometry: product {kept['product']}, seed's way {kept['seed']} of {len(tasks)}")
     print(f"ratio seed's way / product (geometry + distractors): wall median "
           f"{np.median(both_s) / np.median(both_o):.2f}x, total {s_total / o_total:.2f}x; requests median "
           f"{np.median(s_req + d_req) / np.median(o_req + d_req):.2f}x")  # fmt: skip

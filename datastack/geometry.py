@@ -31,6 +31,10 @@ PCG_INVALIDATION_NM = 7_500.0  # pcg_skel's TEASAR default, sized for real L2 fr
 CROP_MARGIN_NM = 1_000.0  # a crop reaches this far past the feature radius (the skeleton's ends stay clear)
 
 
+class EmptyCrop(DataError):
+    """The bounded level-2 graph has no edge: the root only grazes the box (or misses it)."""
+
+
 @dataclass(frozen=True)
 class _Skeleton:
     """What `to_tree_neuron` reads: vertices (n, 3) nm, edges (m, 2) vertex indices, no radii."""
@@ -78,6 +82,15 @@ class PcgSkeletons:
                 out[root] = self._items[root]
         return out
 
+    def _crop_or_whole(self, root: int) -> navis.TreeNeuron:
+        try:
+            return self.pcg.around(root, self.center_nm, self.half_size_nm)
+        except EmptyCrop:
+            whole = self.pcg.get_many([root])
+            if root not in whole:
+                raise DataError(self.pcg.failures.get(root, f"no skeleton of root {root}")) from None
+            return whole[root]
+
     def around(self, root_id: int, center_nm: Sequence[float], half_size_nm: float) -> navis.TreeNeuron:
         """The skeleton of the part of `root_id` within a cube of half side `half_size_nm` around
         `center_nm` (L2 nodes whose chunk meets the box, as the bounded ``lvl2_graph`` returns them);
@@ -106,7 +119,7 @@ class PcgSkeletons:
             bounds = np.stack([np.floor(box_nm[0] / resolution), np.ceil(box_nm[1] / resolution)], axis=1)
             level2_graph = self.client.chunkedgraph.level2_chunk_graph(root, bounds=bounds.astype(np.int64))
             if len(level2_graph) == 0:
-                raise DataError(f"root {root} has no level-2 edges within the box")
+                raise EmptyCrop(f"root {root} has no level-2 edges within the box")
         with np.errstate(invalid="ignore"):  # meshparty multiplies NaN distances of unreachable nodes
             sk = pcg_skel.pcg_skeleton(
                 root,
@@ -120,8 +133,9 @@ class PcgSkeletons:
 
 class CroppedPcg:
     """A skeleton source of the parts of roots within one box: `PcgSkeletons.around` for every root asked,
-    around one point (a task's interface). Roots whose crop cannot be built are absent from `get_many`,
-    their reason in `failures`; built crops are kept for the object's life."""
+    around one point (a task's interface). A root that only grazes the box (no level-2 edge inside) is
+    given whole, as a skeleton layer would give it. Roots whose geometry cannot be built are absent from
+    `get_many`, their reason in `failures`; built skeletons are kept for the object's life."""
 
     def __init__(self, pcg: PcgSkeletons, center_nm: Sequence[float], half_size_nm: float) -> None:
         self.pcg = pcg
@@ -135,7 +149,7 @@ class CroppedPcg:
         for root in dict.fromkeys(int(r) for r in root_ids):
             if root not in self._items and root not in self.failures:
                 try:
-                    self._items[root] = self.pcg.around(root, self.center_nm, self.half_size_nm)
+                    self._items[root] = self._crop_or_whole(root)
                 except DataError as exc:
                     self.failures[root] = str(exc)
                     log.warning("no geometry for root %d near %s: %s", root, self.center_nm, exc)
@@ -143,3 +157,12 @@ class CroppedPcg:
             if root in self._items:
                 out[root] = self._items[root]
         return out
+
+    def _crop_or_whole(self, root: int) -> navis.TreeNeuron:
+        try:
+            return self.pcg.around(root, self.center_nm, self.half_size_nm)
+        except EmptyCrop:
+            whole = self.pcg.get_many([root])
+            if root not in whole:
+                raise DataError(self.pcg.failures.get(root, f"no skeleton of root {root}")) from None
+            return whole[root]

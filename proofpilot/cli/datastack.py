@@ -183,7 +183,8 @@ def serve(
         signal.signal(signal.SIGTERM, previous)
         server.stop()
     counts = ", ".join(f"{name} {n}" for name, n in sorted(server.request_counts.items())) or "none"
-    click.echo(f"stopped; requests per route: {counts}")
+    click.echo(f"requests per route: {counts}")
+    click.echo("stopped")
 
 
 @datastack.command("check")

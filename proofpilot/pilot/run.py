@@ -38,6 +38,7 @@ from proofpilot.agent.schema import PROMPT_VERSION
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.vocab import AGENTS
 from proofpilot.datastack.client import add_request_observer, remove_request_observer
+from proofpilot.datastack.ingest import resolve_table
 from proofpilot.datastack.launch import LaunchReport, check_datastack
 from proofpilot.datastack.records import DataPin
 from proofpilot.datastack.source import DataSource
@@ -234,6 +235,7 @@ def _prepare(config: PilotConfig, source: DataSource, pinned: DataPin | None) ->
     the tasks and name their geometry source."""
 
     source = with_embedded_defaults(source)  # synthetic data: no response cache, never a user's real token
+    resolve_table(source.datastack, source.table)  # an unknown datastack needs --table: said first
     checks = check_datastack(source.client_settings())
     if pinned:
         source = replace(source, version=pinned.materialization_version, timestamp=None)

@@ -8,7 +8,7 @@ import pytest
 
 from proofpilot.datastack.embedded import geometry, l2
 from proofpilot.datastack.embedded.server import start_server
-from proofpilot.datastack.geometry import PcgSkeletons
+from proofpilot.datastack.geometry import CroppedPcg, PcgSkeletons
 
 MOUSE = "minnie65_synthetic"
 MERGE_OP = 2  # neuron 0's second operation, a merge: its base and partner are expired roots
@@ -120,3 +120,18 @@ def test_a_crop_around_a_point_reads_a_bounded_level2_graph(server, client, frag
     assert np.abs(xyz - center).max() < 5_000.0 + l2.L2_SPAN_NM
     assert np.linalg.norm(xyz - center, axis=1).min() < l2.L2_SPAN_NM  # the crop holds the point's cable
     assert server.request_counts["lvl2_graph"] == 1  # the bounded graph only, passed on to pcg_skel
+
+
+def test_a_crop_source_gives_a_root_that_misses_the_box_whole(server, client, fragments):
+    base = fragments["base"]
+    vertices = geometry.segment_skeleton(MOUSE, base).vertices.astype(np.float64)
+    far = vertices.max(axis=0) + 50_000.0  # no cable of the root within ±6 µm of this point
+    pcg = PcgSkeletons(client, invalidation_d_nm=l2.L2_SPAN_NM)
+    near = CroppedPcg(pcg, vertices[100], 6_000.0)
+    away = CroppedPcg(pcg, far, 6_000.0)
+    server.reset_counts()
+    cropped = near.get_many([base])[base]
+    whole = away.get_many([base])[base]
+    assert len(cropped.nodes) < len(whole.nodes) == len(pcg.get_many([base])[base].nodes)
+    assert server.request_counts["lvl2_graph"] == 3  # two bounded graphs (one empty), then the whole root
+    assert away.failures == {} and near.failures == {}
