@@ -49,6 +49,7 @@ from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.cost import DecisionUsage, build_cost_report, live_cost_updater, write_cost_json
 from proofpilot.telemetry.projection import DEFAULT_USD_BASIS, DEFAULT_USD_PER_GPU_HOUR, EditsProjection
 from proofpilot.telemetry.run_cost import distinct_operations, run_cost_report, session_file
+from proofpilot.telemetry.served import served_by
 from proofpilot.telemetry.vllm_scrape import VllmScraper, metrics_url_for
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class SessionSpec:
     outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S
     usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR
     max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # a task failing on its own is set aside after this
+    served_on: str = "auto"  # cpu | gpu | auto: what served the run (telemetry/served.py)
 
 
 @dataclass(frozen=True)
@@ -245,8 +247,9 @@ class PilotSession:
         decided = [v for v in self.verdicts if v.answers > 0]
         if not decided:
             return window_path, None, ["no LLM answers in this session: no cost.json"]
+        served = served_by(spec.model, spec.served_on, spec.gpus_per_endpoint, len(spec.llm_urls))
         basis = {"gpus_per_endpoint": spec.gpus_per_endpoint, "edits_projection": _safe(projection),
-                 **_usd_basis(spec.usd_per_gpu_hour)}  # fmt: skip
+                 **_usd_basis(spec.usd_per_gpu_hour), "served_by": served}  # fmt: skip
         try:
             report = build_cost_report(
                 window, [DecisionUsage.from_verdict(v) for v in decided],
