@@ -18,7 +18,7 @@ _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.argument("run_dir", type=_DIR)
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The JSON-lines file to write (one line per LLM call).")  # fmt: skip
-@click.option("--concurrency", default=None, type=int, help="Put this --max-concurrency in the printed command.")
+@click.option("--concurrency", default=None, type=int, help="--max-concurrency of the printed command.")
 def export_prompts(run_dir: Path, out_path: Path, concurrency: int | None) -> None:
     """Write RUN_DIR's LLM requests for `vllm bench serve --dataset-name custom` and print the command."""
     from proofpilot.telemetry.replay import bench_command, replay_prompts, write_replay_jsonl

@@ -36,6 +36,7 @@ from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.vocab import AGENTS
 from proofpilot.datastack.client import add_request_observer, remove_request_observer
 from proofpilot.datastack.records import DataPin
+from proofpilot.datastack.session import add_timed_request_observer, remove_timed_request_observer
 from proofpilot.datastack.skeletons import skeleton_layer_url
 from proofpilot.datastack.source import DataSource
 from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, DEFAULT_OUTAGE_WAIT_S
@@ -267,6 +268,8 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
         logger.declare_llm_error_reasons(INVALID_ANSWER_REASONS + TRANSPORT_REASONS + REQUEST_REASONS)
         add_request_observer(logger.record_cave_request)  # every CAVE call of the ingestion, by route/status
         stack.callback(remove_request_observer, logger.record_cave_request)
+        add_timed_request_observer(logger.record_cave_latency)  # and its wall time
+        stack.callback(remove_timed_request_observer, logger.record_cave_latency)
         source = stack.enter_context(served(config.source))
         sample, tasks, layer_url = _prepare(config, source, pinned)
         store = stack.enter_context(RunStore.open(config.run_dir, identity, config.resume))

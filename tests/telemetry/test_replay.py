@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from support.eval_runs import correct_rows, hand_rows, make_run
 
+from proofpilot.agent.prompt import build_request
 from proofpilot.agent.serving import CpuServerConfig, unavailable_reason
 from proofpilot.cli.main import main
 from proofpilot.orchestrator.run_records import read_verdict_rows
 from proofpilot.telemetry.capacity import read_prompts
-from proofpilot.telemetry.replay import read_replay_jsonl
+from proofpilot.telemetry.replay import append_request_log, read_replay_jsonl
 
 BENCH = Path(__file__).resolve().parents[2] / "deploy" / "vllm" / "bench_serve.sh"
 
@@ -36,9 +37,10 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("replay")
     run = make_run(root / "llm", hand_rows())
     tasks = [json.loads(line) for line in (run / "tasks.jsonl").read_text().splitlines()]
-    for i, task in enumerate(tasks):  # what the pilot's task builder stores (tasks/features.py)
-        task["features"] = {"gap_um": 0.1 * i, "angle_deg": 3.0 * i}
-    (run / "tasks.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tasks))
+    # what the pilot's session logs before it dispatches (pilot/session.py)
+    requests = [build_request(t["task_id"], t["op_kind"], {"gap_um": 0.1 * i, "angle_deg": 3.0 * i})
+                for i, t in enumerate(tasks)]  # fmt: skip
+    append_request_log(run, requests)
     out = root / "prompts.jsonl"
     assert main(["export-prompts", str(run), "--out", str(out), "--concurrency", "8"]) == 0
     return run, out
@@ -82,6 +84,10 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     code = main(["export-prompts", str(base), "--out", str(tmp_path / "x.jsonl")])
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1 and "no answered LLM decisions" in err
+    llm = make_run(tmp_path / "llm", hand_rows())  # no llm_requests.jsonl, no features: nothing to replay
+    code = main(["export-prompts", str(llm), "--out", str(tmp_path / "z.jsonl")])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1 and "no logged request for task" in err
     empty = Path(tmp_path / "empty")
     empty.mkdir()
     code = main(["export-prompts", str(empty), "--out", str(tmp_path / "y.jsonl")])
