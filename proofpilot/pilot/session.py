@@ -240,7 +240,10 @@ class PilotSession:
         if spec.agent == "llm":
 
             items = [WorkItem(t.task_id, build_request(t.task_id, t.op_kind, t.features)) for t in tasks]
-            append_request_log(self.store.run_dir, [item.payload for item in items])  # for export-prompts
+            try:  # what export-prompts replays; auxiliary, so a full disk here is the store's to report
+                append_request_log(self.store.run_dir, [item.payload for item in items])
+            except OSError as exc:
+                log.warning("could not log the LLM requests (export-prompts will miss them): %s", exc)
             options = {"timeout_s": spec.request_timeout_s}
             return start_llm_workers(spec.llm_urls, spec.model, spec.concurrency, options), items  # type: ignore[arg-type]
 
