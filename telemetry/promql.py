@@ -115,6 +115,20 @@ PANELS: tuple[PanelSpec, ...] = (
     ),
     PanelSpec(
         "Decisions",
+        "What the run serves and asks",
+        "short",
+        "proofpilot_run_info: the served model, the prompt version, the agent and the device (cpu = a "
+        "rehearsal, not an H100 cost).",
+        (
+            Query(
+                "max by (model, prompt_version, agent, device) (proofpilot_run_info)",
+                "{{agent}}: {{model}} on {{device}}, prompt {{prompt_version}}",
+                "pilot",
+            ),
+        ),
+    ),
+    PanelSpec(
+        "Decisions",
         "CAVE request latency (p50 / p95)",
         "s",
         "Wall time of one CAVE request by route (ingestion and lookups).",

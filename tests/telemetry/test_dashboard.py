@@ -62,7 +62,7 @@ def test_dashboard_shows_every_query_with_the_provisioned_datasource():
     for needed in ("by agent and op (p50 / p95 / p99)", "Decisions per second", "Tokens per second",
                    "errors by reason", "In-flight", "running / waiting", "KV-cache",
                    "Node-seconds per decision", "CAVE request latency", "over the window (client-exact)",
-                   "Queue / prefill / decode"):  # fmt: skip
+                   "Queue / prefill / decode", "What the run serves"):  # fmt: skip
         assert needed in titles
     latency = [q.expr for p in promql.PANELS for q in p.queries if "proofpilot_decision_seconds" in q.expr]
     assert latency and all("by (le, agent, op)" in e for e in latency)  # never pooled across agents
@@ -81,7 +81,7 @@ def test_queries_use_vllm_032_names_and_bounded_labels():
         "proofpilot_node_seconds_per_decision", "proofpilot_busy_node_seconds_total",
         "proofpilot_cave_request_seconds", "proofpilot_server_queue_seconds",
         "proofpilot_server_prefill_seconds", "proofpilot_server_decode_seconds",
-        "proofpilot_server_ttft_seconds",
+        "proofpilot_server_ttft_seconds", "proofpilot_run_info",
     }  # fmt: skip
     for expr in exprs:
         assert "$" not in promql.expand(expr, "30s")  # rate interval and template variables substituted

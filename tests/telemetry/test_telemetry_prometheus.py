@@ -8,7 +8,7 @@ import random
 import pytest
 from support.prometheus_fixtures import evaluate_dashboard_queries, poll, query
 
-from proofpilot.orchestrator.stats import BusyStats, ServerTimingStats
+from proofpilot.orchestrator.stats import BusyStats, RunInfoStats, ServerTimingStats
 from proofpilot.telemetry import promql
 from proofpilot.telemetry.metrics import PrometheusDecisionLogger
 
@@ -41,6 +41,7 @@ def _record_batch(logger: PrometheusDecisionLogger, rng: random.Random, n: int) 
         logger.record_cave_latency("operation_details", "200", rng.uniform(0.005, 0.5))
     logger.set_inflight("http://127.0.0.1:8000/v1", 12)
     logger.set_node_seconds_per_decision(0.104)
+    logger.record_run_info(RunInfoStats("Qwen/Qwen2.5-32B-Instruct", "pp-verdict-1", "llm", "gpu"))
 
 
 def _total(prom_url: str, expr: str) -> float:
