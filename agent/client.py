@@ -23,6 +23,7 @@ import openai
 
 from proofpilot.agent.records import AgentRequest, ClientStats, Verdict
 from proofpilot.agent.schema import InvalidAnswer, parse_answer, response_format
+from proofpilot.agent.timings import CallTiming, call_timing, decision_timing
 from proofpilot.agent.transport import DEFAULT_MAX_RESPONSE_BYTES, BoundedTransport, ResponseTooLarge
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.redact import redact, register_secret
@@ -190,6 +191,7 @@ class AgentClient:
         finish_reason: str | None = None
         error: str | None = None
         spans: list[tuple[float, float]] = []
+        timings: list[CallTiming | None] = []  # vLLM's per-request metrics of each answered call
         try:
             for _ in range(self.max_invalid_retries + 1):
                 sent = time.monotonic()  # exact busy time (telemetry/busy.py): this call's send..receive
@@ -214,6 +216,7 @@ class AgentClient:
                     content, finish_reason, p_tokens, c_tokens = _read_completion(raw)
                     prompt_tokens += p_tokens
                     completion_tokens += c_tokens
+                    timings.append(call_timing(raw.parse()))  # parse() is cached by the SDK
                 except (openai.APIError, AttributeError, TypeError, ValueError, IndexError) as exc:
                     self.stats.invalid_answers["invalid_response"] += 1
                     error = "invalid_response"
@@ -257,6 +260,7 @@ class AgentClient:
             model=self.model,
             prompt_version=request.prompt_version,
             call_spans=tuple(spans),
+            **decision_timing(timings),
         )
 
 

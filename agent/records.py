@@ -63,6 +63,11 @@ class Verdict:
     model: str
     prompt_version: str
     call_spans: tuple[tuple[float, float], ...] = ()
+    # vLLM's per-request timings (agent/timings.py), summed over the calls; None when the server sent none
+    server_queue_s: float | None = None
+    server_prefill_s: float | None = None
+    server_decode_s: float | None = None
+    server_ttft_s: float | None = None  # queue + prefill: the server's time to first token from arrival
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -28,6 +28,8 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _API_VERSION = re.compile(r"v\d+")
 RequestObserver = Callable[[str, str], None]
 _observers: list[RequestObserver] = []
+TimedRequestObserver = Callable[[str, str, float], None]
+_timed_observers: list[TimedRequestObserver] = []
 
 
 def add_request_observer(observer: RequestObserver) -> None:
@@ -38,6 +40,16 @@ def add_request_observer(observer: RequestObserver) -> None:
 def remove_request_observer(observer: RequestObserver) -> None:
     if observer in _observers:
         _observers.remove(observer)
+
+
+def add_timed_request_observer(observer: TimedRequestObserver) -> None:
+    """Call `observer(endpoint, status, seconds)` after every CAVE request (its wall time, body included)."""
+    _timed_observers.append(observer)
+
+
+def remove_timed_request_observer(observer: TimedRequestObserver) -> None:
+    if observer in _timed_observers:
+        _timed_observers.remove(observer)
 
 
 def is_local(server_address: str | None) -> bool:
@@ -85,6 +97,8 @@ class TimeoutRetryAdapter(HTTPAdapter):
         finally:
             for observer in list(_observers):
                 observer(endpoint_name(request.url), status)
+            for timed in list(_timed_observers):
+                timed(endpoint_name(request.url), status, time.monotonic() - started)
 
 
 def make_retry(settings: ClientSettings) -> Retry:

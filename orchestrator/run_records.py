@@ -125,6 +125,10 @@ class StoredVerdict:
     model: str | None = None
     prompt_version: str | None = None
     call_spans: tuple[tuple[float, float], ...] = ()  # (sent, received) per LLM call, monotonic s
+    server_queue_s: float | None = None  # vLLM's per-request timings (agent/timings.py); absent: older runs
+    server_prefill_s: float | None = None
+    server_decode_s: float | None = None
+    server_ttft_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

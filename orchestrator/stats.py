@@ -6,7 +6,39 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class ServerTimingStats:
+    """vLLM's per-request timings of one decision (agent/timings.py), seconds summed over its calls."""
+
+    op: str
+    agent: str
+    queue_s: float | None = None
+    prefill_s: float | None = None
+    decode_s: float | None = None
+    ttft_s: float | None = None  # queue + prefill
+
+
+@dataclass(frozen=True)
+class BusyStats:
+    """New client-exact busy time of one endpoint (telemetry/busy.py `BusyTracker`): node-seconds in which
+    at least one of the pilot's requests was in flight that no earlier record counted."""
+
+    endpoint: str
+    node_seconds: float
+
+
+@dataclass(frozen=True)
+class RunInfoStats:
+    """What a run serves and asks: exported once as an info metric (labels, value 1)."""
+
+    model: str
+    prompt_version: str
+    agent: str
+    device: str  # cpu | gpu (telemetry/served.py)
 
 
 class DecisionStatLogger(ABC):
@@ -63,6 +95,18 @@ class DecisionStatLogger(ABC):
 
     def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Release resources (the exporter is stopped through its handle)."""
+
+    def record_server_timing(self, stats: ServerTimingStats) -> None:  # noqa: B027 - optional hook
+        """vLLM's per-request timings of one decision (queue, prefill, decode)."""
+
+    def record_busy(self, stats: BusyStats) -> None:  # noqa: B027 - optional hook
+        """Client-exact busy node-seconds added on one endpoint."""
+
+    def record_run_info(self, stats: RunInfoStats) -> None:  # noqa: B027 - optional hook
+        """The run's model, prompt version, agent and device."""
+
+    def record_cave_latency(self, endpoint: str, status: str, seconds: float) -> None:  # noqa: B027
+        """Wall time of one CAVE request (optional hook)."""
 
 
 class NoOpDecisionLogger(DecisionStatLogger):

@@ -108,6 +108,7 @@ def run_demo(config: DemoConfig) -> Path:
         llm_run = _pilot(
             out / "run-llm", pilot_url, config, agent="llm", llm_urls=(vllm.base_url,), model="tinyqwen",
             gpus_per_endpoint=1, concurrency=config.concurrency, metrics_port=config.metrics_port,
+            served_on="cpu",
         )  # fmt: skip
         baseline_run = _pilot(out / "run-baseline", pilot_url, config, agent="baseline", metrics_port=0)
         result = build_report(llm_run, tuple(edits_dirs), (baseline_run,), None)

@@ -36,6 +36,7 @@ from proofpilot.telemetry.projection import (
     MeasuredPerEdit,
     project_cost,
 )
+from proofpilot.telemetry.served import rehearsal_basis
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +141,12 @@ def _measured_per_edit(cost: CostReport | None) -> MeasuredBasis | None:
         return (vm * merge.decisions_per_edit, vs * split.decisions_per_edit)
 
     proj = cost.projection
+    usd = proj.usd_per_gpu_hour if proj else DEFAULT_USD_PER_GPU_HOUR
+    basis = proj.usd_basis if proj else DEFAULT_USD_BASIS
+    if cost.served_by is not None and not cost.served_by.priced:  # a CPU rehearsal: never priced as H100
+        usd, basis = math.nan, rehearsal_basis(cost.served_by)
     return MeasuredBasis(
-        tm, ts, cost.throughput.gpus_per_endpoint,
-        proj.usd_per_gpu_hour if proj else DEFAULT_USD_PER_GPU_HOUR,
-        proj.usd_basis if proj else DEFAULT_USD_BASIS,
+        tm, ts, cost.throughput.gpus_per_endpoint, usd, basis,
         roof("roofline_bf16_node_s_per_decision"), roof("roofline_fp8_node_s_per_decision"),
     )  # fmt: skip
 

@@ -40,7 +40,7 @@ def fmt(v: float | None, kind: str, scale: float | None = None) -> str:
     """`v` as a percentage (pct), count, compact count (compact: 1.65 M), US$ (usd), duration (dur), three
     significant digits (sig) or two decimals (else). `scale` picks the unit of dur / compact (a CI bound takes
     its point's unit)."""
-    if v is None:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):  # not estimable / not priced
         return DASH
     if kind == "pct":
         return f"{100 * v:.1f}"

@@ -8,6 +8,7 @@ cost, latency, edit statistics, provenance.
 from __future__ import annotations
 
 import json
+import math
 import platform
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -59,6 +60,10 @@ def _summary_items(inp: ReportInputs) -> list[str]:
         )
     if inp.cost:
         tp = inp.cost.throughput
+        served = inp.cost.served_by
+        if served is not None:
+            cls = ' class="warn"' if served.rehearsal else ""
+            items.append(f"<li{cls}><b>{esc(served.label)}</b></li>")
         items.append(
             f"<li>measured cost: {fmt(tp.node_s_per_decision, 'sig')} node-s per decision "
             f"{_ci(*tp.node_s_per_decision_ci, 'sig')} ({gpu_text(tp.gpus_per_endpoint)} per node = "
@@ -70,10 +75,15 @@ def _summary_items(inp: ReportInputs) -> list[str]:
             items.append(
                 f"<li>full {esc(row.kind)} dataset ({esc(row.source)}): {fmt(p.gpu_hours, 'sig')} GPU-hours "
                 f"{_ci(*p.gpu_hours_ci, 'sig')} ≈ {fmt(p.usd, 'usd')} {_ci(*p.usd_ci, 'usd')} at "
-                f"${p.usd_per_gpu_hour:.2f}/GPU-h; the seed's placeholders give "
+                f"{_rate(p.usd_per_gpu_hour)}; the seed's placeholders give "
                 f"{fmt(row.seed.gpu_hours, 'sig')} GPU-hours</li>"
             )
     return items
+
+
+def _rate(usd_per_gpu_hour: float) -> str:
+    """$/GPU-h, or "not priced" for a rehearsal (NaN rate)."""
+    return f"${usd_per_gpu_hour:.2f}/GPU-h" if math.isfinite(usd_per_gpu_hour) else "not priced (rehearsal)"
 
 
 def summary_section(inp: ReportInputs) -> str:

@@ -5,6 +5,7 @@ Units live in the column headers; each cell is a value with its 95 % CI in grey 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from proofpilot.edits.summary import SummaryRecord
@@ -195,6 +196,7 @@ def cost_section(cost: CostReport | None, images: list[int]) -> str:
     )
     return (
         '<section id="cost"><h2>Measured cost against the projection</h2>'
+        + _served(cost)
         + COST_NOTE.format(gpus=gpu_text(gpus))
         + f"<ul>{_cost_facts(cost)}</ul>"
         + plot
@@ -204,9 +206,21 @@ def cost_section(cost: CostReport | None, images: list[int]) -> str:
     )
 
 
+def _rate_text(usd_per_gpu_hour: float) -> str:
+    return f"${usd_per_gpu_hour:.2f} per GPU-hour" if math.isfinite(usd_per_gpu_hour) else "not priced"
+
+
+def _served(cost: CostReport) -> str:
+    """What served the run, above the cost figures (a rehearsal as a warning)."""
+    s = cost.served_by
+    if s is None:
+        return '<p class="note">what served this run was not recorded (an older cost.json)</p>'
+    return f'<p class="{"warn" if s.rehearsal else "note"}" id="served-by"><b>{esc(s.label)}</b></p>'
+
+
 def _basis(ref) -> str:
     return (
-        f'<p class="note"><b>$ basis</b>: ${ref.usd_per_gpu_hour:.2f} per GPU-hour ({esc(ref.usd_basis)}). '
+        f'<p class="note"><b>$ basis</b>: {_rate_text(ref.usd_per_gpu_hour)} ({esc(ref.usd_basis)}). '
         f"<b>Units</b>: node-hours = hours of one {ref.gpus_per_node}-GPU serving node; GPU-hours = "
         f"{ref.gpus_per_node} × node-hours. <b>Measured</b> = projected merges × measured node-s per merge "
         "edit + projected splits × node-s per split edit (calls per edit included). "

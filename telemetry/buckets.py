@@ -21,3 +21,16 @@ def check_buckets(buckets: tuple[float, ...]) -> tuple[float, ...]:
     if not buckets or buckets[0] <= 0 or any(b >= c for b, c in itertools.pairwise(buckets)):
         raise ValueError(f"histogram buckets must be positive and strictly increasing: {buckets}")
     return buckets
+
+
+SERVER_PHASE_SECONDS_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75,
+    1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0,
+)  # fmt: skip
+"""Buckets of the server-phase histograms (vLLM's per-request queue, prefill, decode, TTFT): a phase of a
+short verdict can take a millisecond on an idle server, so they start lower than the decision's."""
+
+CAVE_REQUEST_SECONDS_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+"""Buckets of `proofpilot_cave_request_seconds` (one CAVE HTTP request, retries separate)."""

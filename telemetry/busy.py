@@ -52,3 +52,28 @@ def percentile(values: Sequence[float], q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, len(xs) - 1)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+class BusyTracker:
+    """The union of spans so far, per key, grown one decision at a time: `add` returns the busy seconds the
+    new spans added (what a Prometheus counter of busy node-seconds is increased by). Spans may arrive out
+    of order; the merged runs are kept sorted and disjoint."""
+
+    def __init__(self) -> None:
+        self._runs: dict[Hashable, list[list[float]]] = {}
+
+    def add(self, key: Hashable, spans: Iterable[Span]) -> float:
+        runs = self._runs.setdefault(key, [])
+        before = sum(b - a for a, b in runs)
+        for a, b in spans:
+            if b <= a:
+                continue
+            keep = [r for r in runs if r[1] < a or r[0] > b]
+            touching = [r for r in runs if not (r[1] < a or r[0] > b)]
+            lo = min([a, *(r[0] for r in touching)])
+            hi = max([b, *(r[1] for r in touching)])
+            runs[:] = sorted([*keep, [lo, hi]])
+        return sum(b - a for a, b in runs) - before
+
+    def total(self, key: Hashable) -> float:
+        return sum(b - a for a, b in self._runs.get(key, []))

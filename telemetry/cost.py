@@ -55,6 +55,7 @@ from proofpilot.telemetry.projection import (
     project_cost,
 )
 from proofpilot.telemetry.roofline import roofline
+from proofpilot.telemetry.served import ServedBy, rehearsal_basis
 from proofpilot.telemetry.vllm_scrape import ScrapeWindow
 
 
@@ -87,6 +88,7 @@ def build_cost_report(
     usd_basis: str = DEFAULT_USD_BASIS,
     n_bootstrap: int = N_BOOTSTRAP,
     seed: int = 0,
+    served_by: ServedBy | None = None,
 ) -> CostReport:
     """Everything cost.json holds, from the scraped vLLM window and the pilot's per-decision usage.
 
@@ -186,6 +188,9 @@ def build_cost_report(
     client_busy, note = _client_busy(decisions, throughput, boot_total)
     notes += (note,) if note else ()
     projection = None
+    if served_by is not None and not served_by.priced:  # a rehearsal: CPU seconds not priced as H100 hours
+        usd_per_gpu_hour, usd_basis = math.nan, rehearsal_basis(served_by)
+        notes += (f"{served_by.label} (node-s are this machine's)",)
     if edits_projection is not None:
         projection, note = _project(
             op_costs, edits_projection, gpus_per_endpoint, usd_per_gpu_hour, usd_basis
@@ -203,6 +208,7 @@ def build_cost_report(
         projection=projection,
         notes=notes,
         client_busy=client_busy,
+        served_by=served_by,
     )
 
 

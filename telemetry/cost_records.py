@@ -18,6 +18,7 @@ from proofpilot.telemetry.projection import (
     CostProjection,
 )
 from proofpilot.telemetry.roofline import RooflineEstimate
+from proofpilot.telemetry.served import ServedBy
 
 COST_NAME = "cost.json"
 N_BOOTSTRAP = 1000
@@ -146,6 +147,7 @@ class CostReport:
     projection: CostProjection | None
     notes: tuple[str, ...] = ()
     client_busy: ClientBusyCost | None = None  # absent from older files and verdicts without call spans
+    served_by: ServedBy | None = None  # what served the run (telemetry/served.py); absent from older files
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     units: dict[str, str] = field(default_factory=lambda: dict(UNITS))
     schema: str = "proofpilot.cost/1"

@@ -21,8 +21,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from proofpilot.core.vocab import AGENTS
 from proofpilot.core.vocab import OP_KINDS as OPS
-from proofpilot.orchestrator.stats import DecisionStatLogger, NoOpDecisionLogger
+from proofpilot.orchestrator.stats import (
+    BusyStats,
+    DecisionStatLogger,
+    NoOpDecisionLogger,
+    RunInfoStats,
+    ServerTimingStats,
+)
 from proofpilot.telemetry.buckets import DECISION_SECONDS_BUCKETS, check_buckets
+from proofpilot.telemetry.capacity_metrics import CapacityMetrics
 from proofpilot.telemetry.exporter import ExporterHandle, serve_registry
 
 log = logging.getLogger(__name__)
@@ -125,6 +132,8 @@ class PrometheusDecisionLogger(DecisionStatLogger):
             "Busy serving-node seconds per decision so far (throughput-based cost, from the vLLM scrape).",
             registry=reg,
         )
+        # busy node-seconds, server timings, CAVE latency, run info (telemetry/capacity_metrics.py)
+        self.capacity = CapacityMetrics(reg, self._op, self._endpoint, self._cave_endpoint, self._status)
 
     def record_decision(
         self, *, op, agent, outcome, seconds, prompt_tokens=0, completion_tokens=0, llm_calls=0
@@ -158,6 +167,18 @@ class PrometheusDecisionLogger(DecisionStatLogger):
 
     def set_node_seconds_per_decision(self, seconds: float) -> None:
         self.node_seconds_per_decision.set(seconds)
+
+    def record_server_timing(self, stats: ServerTimingStats) -> None:
+        self.capacity.record_server_timing(stats)
+
+    def record_busy(self, stats: BusyStats) -> None:
+        self.capacity.record_busy(BusyStats(endpoint_label(stats.endpoint), stats.node_seconds))
+
+    def record_run_info(self, stats: RunInfoStats) -> None:
+        self.capacity.record_run_info(stats)
+
+    def record_cave_latency(self, endpoint: str, status: str, seconds: float) -> None:
+        self.capacity.record_cave_latency(endpoint_label(endpoint), status, seconds)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format (deterministic; for tests and debugging)."""

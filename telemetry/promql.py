@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 RATE_INTERVAL = "$__rate_interval"
+# Template variables (deploy/grafana/dashboard.py declares them): the model (the pilot's --model = vLLM's
+# served model name) and the vLLM instances. "All" is the regex `.*`, which also matches a missing label.
+MODEL_VAR, INSTANCE_VAR = "$model", "$instance"
+VLLM_FILTER = f'model_name=~"{MODEL_VAR}", instance=~"{INSTANCE_VAR}"'
+VARIABLE_ALL = {MODEL_VAR: ".*", INSTANCE_VAR: ".*"}
 
 
 @dataclass(frozen=True)
@@ -31,9 +36,27 @@ class PanelSpec:
 
 
 def _quantile(q: float) -> Query:
+    """Decision latency per agent and op: an LLM's and the baseline's latencies are never pooled."""
     buckets = f"rate(proofpilot_decision_seconds_bucket[{RATE_INTERVAL}])"
-    expr = f"histogram_quantile({q}, sum by (le, op) ({buckets}))"
-    return Query(expr, f"{{{{op}}}} p{round(q * 100)}", "pilot")
+    expr = f"histogram_quantile({q}, sum by (le, agent, op) ({buckets}))"
+    return Query(expr, f"{{{{agent}}}} {{{{op}}}} p{round(q * 100)}", "pilot")
+
+
+def _phase(phase: str, q: float) -> Query:
+    """vLLM's per-request timing of one phase per decision, by op (agent/timings.py)."""
+    buckets = f"rate(proofpilot_server_{phase}_seconds_bucket[{RATE_INTERVAL}])"
+    return Query(f"histogram_quantile({q}, sum by (le, op) ({buckets}))", f"{{{{op}}}} {phase}", "pilot")
+
+
+def _cave_quantile(q: float) -> Query:
+    buckets = f"rate(proofpilot_cave_request_seconds_bucket[{RATE_INTERVAL}])"
+    expr = f"histogram_quantile({q}, sum by (le, endpoint) ({buckets}))"
+    return Query(expr, f"{{{{endpoint}}}} p{round(q * 100)}", "pilot")
+
+
+def _v(metric: str) -> str:
+    """A vLLM series narrowed to the dashboard's model and instance variables."""
+    return f"{metric}{{{VLLM_FILTER}}}"
 
 
 def _rate(metric: str, by: str) -> str:
@@ -43,9 +66,10 @@ def _rate(metric: str, by: str) -> str:
 PANELS: tuple[PanelSpec, ...] = (
     PanelSpec(
         "Decisions",
-        "Decision latency by op (p50 / p95 / p99)",
+        "Decision latency by agent and op (p50 / p95 / p99)",
         "s",
-        "Client end-to-end seconds per decision. Latency, not cost: see node-seconds per decision.",
+        "Client end-to-end seconds per decision, per agent (the LLM and the baseline apart). Latency, not "
+        "cost: see node-seconds per decision.",
         (_quantile(0.5), _quantile(0.95), _quantile(0.99)),
     ),
     PanelSpec(
@@ -90,6 +114,42 @@ PANELS: tuple[PanelSpec, ...] = (
         ),
     ),
     PanelSpec(
+        "Decisions",
+        "What the run serves and asks",
+        "short",
+        "proofpilot_run_info: the served model, the prompt version, the agent and the device (cpu = a "
+        "rehearsal, not an H100 cost).",
+        (
+            Query(
+                "max by (model, prompt_version, agent, device) (proofpilot_run_info)",
+                "{{agent}}: {{model}} on {{device}}, prompt {{prompt_version}}",
+                "pilot",
+            ),
+        ),
+    ),
+    PanelSpec(
+        "Decisions",
+        "CAVE request latency (p50 / p95)",
+        "s",
+        "Wall time of one CAVE request by route (ingestion and lookups).",
+        (_cave_quantile(0.5), _cave_quantile(0.95)),
+    ),
+    PanelSpec(
+        "Cost",
+        "Node-seconds per decision over the window (client-exact)",
+        "s",
+        "rate(busy node-seconds) / rate(LLM decisions): the pilot's cost over any window, from the time at "
+        "least one of its requests was in flight (exact for a server only the pilot uses).",
+        (
+            Query(
+                f"sum(rate(proofpilot_busy_node_seconds_total[{RATE_INTERVAL}])) / "
+                f'(sum(rate(proofpilot_decisions_total{{agent="llm"}}[{RATE_INTERVAL}])) > 0)',
+                "busy node-s / decision",
+                "pilot",
+            ),
+        ),
+    ),
+    PanelSpec(
         "Cost",
         "Node-seconds per decision",
         "s",
@@ -98,7 +158,7 @@ PANELS: tuple[PanelSpec, ...] = (
         (
             Query("proofpilot_node_seconds_per_decision", "pilot: busy node-s / decisions", "pilot"),
             Query(
-                f"1 / (sum by (instance) (rate(vllm:request_success_total[{RATE_INTERVAL}])) > 0)",
+                f"1 / (sum by (instance) (rate({_v('vllm:request_success_total')}[{RATE_INTERVAL}])) > 0)",
                 "{{instance}}: 1 / request rate",
                 "vllm",
             ),
@@ -110,8 +170,8 @@ PANELS: tuple[PanelSpec, ...] = (
         "short",
         "Engine queue: running requests are in the batch, waiting ones are queued (waiting > 0 = saturated).",
         (
-            Query("sum by (instance) (vllm:num_requests_running)", "{{instance}} running", "vllm"),
-            Query("sum by (instance) (vllm:num_requests_waiting)", "{{instance}} waiting", "vllm"),
+            Query(f"sum by (instance) ({_v('vllm:num_requests_running')})", "{{instance}} running", "vllm"),
+            Query(f"sum by (instance) ({_v('vllm:num_requests_waiting')})", "{{instance}} waiting", "vllm"),
         ),
     ),
     PanelSpec(
@@ -119,7 +179,7 @@ PANELS: tuple[PanelSpec, ...] = (
         "vLLM KV-cache use",
         "percentunit",
         "Fraction of the KV cache in use (vllm:kv_cache_usage_perc, 0-1).",
-        (Query("max by (instance) (vllm:kv_cache_usage_perc)", "{{instance}}", "vllm"),),
+        (Query(f"max by (instance) ({_v('vllm:kv_cache_usage_perc')})", "{{instance}}", "vllm"),),
     ),
     PanelSpec(
         "Serving (vLLM)",
@@ -127,9 +187,27 @@ PANELS: tuple[PanelSpec, ...] = (
         "short",
         "Prompt (prefill) and generated (decode) tokens per second on the server.",
         (
-            Query(_rate("vllm:prompt_tokens_total", "instance"), "{{instance}} prompt", "vllm"),
-            Query(_rate("vllm:generation_tokens_total", "instance"), "{{instance}} generation", "vllm"),
+            Query(_rate(_v("vllm:prompt_tokens_total"), "instance"), "{{instance}} prompt", "vllm"),
+            Query(_rate(_v("vllm:generation_tokens_total"), "instance"), "{{instance}} generation", "vllm"),
         ),
+    ),
+)
+
+PANELS += (
+    PanelSpec(
+        "Server timings (vLLM per request)",
+        "Queue / prefill / decode per decision, p50 by op",
+        "s",
+        "vLLM's own per-request timings (--enable-per-request-metrics), summed over a decision's calls: "
+        "queued to scheduled, scheduled to first token, first to last token. Latencies, not costs.",
+        tuple(_phase(phase, 0.5) for phase in ("queue", "prefill", "decode")),
+    ),
+    PanelSpec(
+        "Server timings (vLLM per request)",
+        "Queue / prefill / decode per decision, p95 by op",
+        "s",
+        "As the p50 panel, at p95; time to first token from arrival = queue + prefill.",
+        tuple(_phase(phase, 0.95) for phase in ("queue", "prefill", "decode", "ttft")),
     ),
 )
 
@@ -144,6 +222,9 @@ def queries(side: str | None = None) -> list[str]:
     return out
 
 
-def expand(expr: str, rate_interval: str = "1m") -> str:
-    """The expression as Prometheus's HTTP API takes it (Grafana's `$__rate_interval` substituted)."""
+def expand(expr: str, rate_interval: str = "1m", variables: dict[str, str] | None = None) -> str:
+    """The expression as Prometheus's HTTP API takes it: Grafana's `$__rate_interval` and the template
+    variables substituted (default: every variable at "All", i.e. `.*`)."""
+    for name, value in {**VARIABLE_ALL, **(variables or {})}.items():
+        expr = expr.replace(name, value)
     return expr.replace(RATE_INTERVAL, rate_interval)

@@ -19,13 +19,48 @@ from grafana_foundation_sdk.models.common import (
     SortOrder,
     TooltipDisplayMode,
 )
-from grafana_foundation_sdk.models.dashboard import DataSourceRef
+from grafana_foundation_sdk.models.dashboard import (
+    DataSourceRef,
+    VariableOption,
+    VariableRefresh,
+    VariableSort,
+)
 
-from proofpilot.telemetry.promql import PANELS, PanelSpec
+from proofpilot.telemetry.promql import PANELS, VARIABLE_ALL, PanelSpec
 
 DASHBOARD_UID = "proofpilot"
-# uid as in provisioning/datasources/prometheus.yml
-DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
+PROVISIONED_UID = "prometheus"  # uid as in provisioning/datasources/prometheus.yml: the variable's default
+# every panel and variable query goes through the datasource variable (a lab can point it at any Prometheus)
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
+MODEL_QUERY = "label_values(vllm:num_requests_running, model_name)"  # = the pilot's --model
+INSTANCE_QUERY = 'label_values(vllm:num_requests_running{model_name=~"$model"}, instance)'
+
+
+def _variables() -> list:
+    """datasource, model and instance: the SDK's variable builders; "All" = `.*` (promql.VARIABLE_ALL)."""
+    datasource = (
+        dashboard.DatasourceVariable("datasource")
+        .label("Data source")
+        .type("prometheus")
+        .current(VariableOption(selected=True, text=PROVISIONED_UID, value=PROVISIONED_UID))
+    )
+
+    def query_var(name: str, label: str, query: str):
+        return (
+            dashboard.QueryVariable(name)
+            .label(label)
+            .datasource(DATASOURCE)
+            .query(query)
+            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(VariableSort.ALPHABETICAL_ASC)
+            .multi(True)
+            .include_all(True)
+            .all_value(VARIABLE_ALL[f"${name}"])
+            .current(VariableOption(selected=True, text="All", value="$__all"))
+        )
+
+    return [datasource, query_var("model", "Model", MODEL_QUERY),
+            query_var("instance", "vLLM instance", INSTANCE_QUERY)]  # fmt: skip
 OUT = Path(__file__).resolve().parent / "dashboards" / "proofpilot.json"
 
 
@@ -67,6 +102,8 @@ def build_dashboard() -> dict:
         .timezone("browser")
         .editable()
     )
+    for variable in _variables():
+        builder = builder.with_variable(variable)
     row = None
     panel_id = 0
     for spec in PANELS:

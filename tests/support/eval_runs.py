@@ -112,7 +112,7 @@ def make_run(run_dir: Path, rows: list[Row], agent: str = "llm", model: str = "t
 
 
 def make_cost(
-    run_dir: Path, rows: list[Row], gpus: int = 2, projection: EditsProjection | None = None
+    run_dir: Path, rows: list[Row], gpus: int = 2, projection: EditsProjection | None = None, served=None
 ) -> Path:
     """cost.json from a scraped window in which the server was busy for the whole run (one endpoint)."""
     decided = [r for r in rows if r.answers > 0]
@@ -137,7 +137,7 @@ def make_cost(
     ops = {op: len({r.op_id for r in decided if OP_OF_ROLE[r.role] == op}) for op in OP_KINDS}
     assert n and all(ops.values())
     report = build_cost_report(
-        window, usage, edits_by_op=ops, gpus_per_endpoint=gpus, edits_projection=projection
+        window, usage, edits_by_op=ops, gpus_per_endpoint=gpus, edits_projection=projection, served_by=served
     )
     return write_cost_json(report, run_dir)
 

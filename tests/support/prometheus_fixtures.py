@@ -128,13 +128,15 @@ def _config(targets: dict[str, list[str]], scrape_interval: str) -> str:
 
 @contextlib.contextmanager
 def run_prometheus(
-    targets: dict[str, list[str]], workdir: Path, scrape_interval: str = "1s", ready_timeout_s: float = 60.0
+    targets: dict[str, list[str]], workdir: Path, scrape_interval: str = "1s", ready_timeout_s: float = 60.0,
+    config_text: str | None = None,
 ) -> Iterator[PrometheusServer]:
-    """Start Prometheus scraping {job: ["127.0.0.1:PORT", ...]}; yields once /-/ready answers 200."""
+    """Start Prometheus scraping {job: ["127.0.0.1:PORT", ...]} (or with `config_text` as its whole config,
+    relative paths in it taken from `workdir`); yields once /-/ready answers 200."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "prometheus.yml"
-    config.write_text(_config(targets, scrape_interval))
+    config.write_text(config_text if config_text is not None else _config(targets, scrape_interval))
     port = free_port()
     log_path = workdir / "prometheus.log"
     with open(log_path, "wb") as log:

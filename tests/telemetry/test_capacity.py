@@ -57,6 +57,10 @@ def test_knee_is_at_or_above_k_and_throughput_rises_to_it(swept):
     assert swept.knee_concurrency >= K and swept.recommended_concurrency == swept.knee_concurrency
     upto = [lv.decisions_per_s for lv in swept.levels if lv.concurrency <= knee.concurrency]
     assert all(a < b for a, b in itertools.pairwise(upto))  # monotone up to the knee
+    beyond = [lv.decisions_per_s for lv in swept.levels if lv.concurrency > knee.concurrency]
+    assert beyond and all(r == pytest.approx(knee.decisions_per_s, rel=0.15) for r in beyond)  # then flat
+    p95 = [lv.latency_p95_s for lv in swept.levels if lv.concurrency >= K]
+    assert all(a < b for a, b in itertools.pairwise(p95))  # past K, more in flight only queues: p95 grows
     assert "grew <" in swept.stopped and len(rates) < len(levels_up_to(64))  # stopped on the plateau
     assert knee.node_s_per_decision == pytest.approx(S / K, rel=0.15)
     one = swept.levels[0].node_s_per_decision  # one in flight: S each, plus the client's own round trip

@@ -41,15 +41,31 @@ def test_dashboard_shows_every_query_with_the_provisioned_datasource():
     assert {t["expr"] for t in targets} == set(promql.queries())
     ds = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
     uid = ds["datasources"][0]["uid"]
+    variables = {v["name"]: v for v in model["templating"]["list"]}
+    assert set(variables) == {"datasource", "model", "instance"}
+    source = variables["datasource"]
+    assert source["type"] == "datasource" and source["query"] == "prometheus"
+    assert variables["datasource"]["current"]["value"] == uid  # defaults to the provisioned datasource
+    for name in ("model", "instance"):
+        var = variables[name]
+        assert var["type"] == "query" and var["includeAll"] and var["allValue"] == ".*"
+        assert var["datasource"]["uid"] == "${datasource}" and var["query"].startswith("label_values(vllm:")
     panels = [p for p in model["panels"] if p["type"] != "row"]
-    assert all(p["datasource"]["uid"] == uid for p in panels)
-    assert all(t["datasource"]["uid"] == uid for t in targets)
+    assert all(p["datasource"]["uid"] == "${datasource}" for p in panels)
+    assert all(t["datasource"]["uid"] == "${datasource}" for t in targets)
+    # every vLLM query follows the model and instance variables
+    assert all('model_name=~"$model"' in q.expr and 'instance=~"$instance"' in q.expr
+               for p in promql.PANELS for q in p.queries if q.side == "vllm")  # fmt: skip
     ids = [p["id"] for p in model["panels"]]
     assert len(ids) == len(set(ids))
     titles = " | ".join(p["title"] for p in panels)
-    for needed in ("p50 / p95 / p99", "Decisions per second", "Tokens per second", "errors by reason",
-                   "In-flight", "running / waiting", "KV-cache", "Node-seconds per decision"):  # fmt: skip
+    for needed in ("by agent and op (p50 / p95 / p99)", "Decisions per second", "Tokens per second",
+                   "errors by reason", "In-flight", "running / waiting", "KV-cache",
+                   "Node-seconds per decision", "CAVE request latency", "over the window (client-exact)",
+                   "Queue / prefill / decode", "What the run serves"):  # fmt: skip
         assert needed in titles
+    latency = [q.expr for p in promql.PANELS for q in p.queries if "proofpilot_decision_seconds" in q.expr]
+    assert latency and all("by (le, agent, op)" in e for e in latency)  # never pooled across agents
 
 
 def test_queries_use_vllm_032_names_and_bounded_labels():
@@ -62,10 +78,13 @@ def test_queries_use_vllm_032_names_and_bounded_labels():
     assert {n.removesuffix("_bucket") for n in pilot_names} <= {
         "proofpilot_decision_seconds", "proofpilot_decisions_total", "proofpilot_tokens_total",
         "proofpilot_llm_errors_total", "proofpilot_inflight", "proofpilot_cave_requests_total",
-        "proofpilot_node_seconds_per_decision",
+        "proofpilot_node_seconds_per_decision", "proofpilot_busy_node_seconds_total",
+        "proofpilot_cave_request_seconds", "proofpilot_server_queue_seconds",
+        "proofpilot_server_prefill_seconds", "proofpilot_server_decode_seconds",
+        "proofpilot_server_ttft_seconds", "proofpilot_run_info",
     }  # fmt: skip
     for expr in exprs:
-        assert "$__rate_interval" not in promql.expand(expr, "30s")
+        assert "$" not in promql.expand(expr, "30s")  # rate interval and template variables substituted
         assert expr.count("(") == expr.count(")")
     sides = {q.side for p in promql.PANELS for q in p.queries}
     assert sides == {"pilot", "vllm"}

@@ -8,6 +8,7 @@ import random
 import pytest
 from support.prometheus_fixtures import evaluate_dashboard_queries, poll, query
 
+from proofpilot.orchestrator.stats import BusyStats, RunInfoStats, ServerTimingStats
 from proofpilot.telemetry import promql
 from proofpilot.telemetry.metrics import PrometheusDecisionLogger
 
@@ -32,8 +33,15 @@ def _record_batch(logger: PrometheusDecisionLogger, rng: random.Random, n: int) 
         if i % 10 == 0:
             logger.record_llm_error("timeout" if i % 20 else "server_error")
         logger.record_cave_request("operation_details", "200" if i % 50 else "503")
+        # the same decision's serving side: busy time, vLLM's timings, a CAVE request's wall time
+        logger.record_busy(BusyStats("http://127.0.0.1:8000/v1", 0.05))
+        timing = ServerTimingStats(op, "llm", rng.uniform(0, 0.5), rng.uniform(0.01, 0.2),
+                                   rng.uniform(0.05, 2.0), rng.uniform(0.01, 0.7))  # fmt: skip
+        logger.record_server_timing(timing)
+        logger.record_cave_latency("operation_details", "200", rng.uniform(0.005, 0.5))
     logger.set_inflight("http://127.0.0.1:8000/v1", 12)
     logger.set_node_seconds_per_decision(0.104)
+    logger.record_run_info(RunInfoStats("Qwen/Qwen2.5-32B-Instruct", "pp-verdict-1", "llm", "gpu"))
 
 
 def _total(prom_url: str, expr: str) -> float:
@@ -74,6 +82,9 @@ def test_dashboard_pilot_queries_return_data_from_real_prometheus(prometheus_fac
         assert float(rates[0]["value"][1]) > 0
         assert _total(prom.url, 'sum(proofpilot_tokens_total{kind="completion"})') > 0
         assert _total(prom.url, "proofpilot_node_seconds_per_decision") == pytest.approx(0.104)
+        # cost over any window from counters: 0.05 busy node-s per LLM decision, as recorded
+        cost = next(e for e in exprs if "proofpilot_busy_node_seconds_total" in e)
+        assert _total(prom.url, promql.expand(cost)) == pytest.approx(0.05, rel=0.02)
         # no vLLM target here: the vLLM-side panels are empty, not errors (checked end-to-end elsewhere)
         assert all(n == 0 for n in evaluate_dashboard_queries(prom.url, promql.queries("vllm")).values())
     finally:
