@@ -14,6 +14,9 @@ command on loopback, with what it measures beside a baseline of the same run whe
 10. run.json deleted from a SIGKILLed run: a plain rerun, then --resume (which rebuilds it).
 11. `edits --sample-sizes 4` on the heavy-tailed fly-like table, then `report --edits` on its output.
 
+The same faults, with more assertions: tests/pilot/test_secret_redaction.py (6),
+tests/datastack/test_transport_limits.py (7, 8), tests/orchestrator/test_ray_loopback.py (9),
+tests/pilot/test_pilot_lost_manifest.py (10), tests/report/test_report_small_edits.py (11).
 Loaded by bench/faults.py after bench/fault_kit.py (under the name faults.py gives it).
 """
 

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -149,25 +148,35 @@ class Measured:
     stdout: str
     stderr: str
     wall_s: float
-    peak_rss_mib: float  # the child's own peak resident set (wait4's ru_maxrss), not its parent's
+    peak_rss_mib: float  # the command's own peak resident set (wait4's ru_maxrss)
+
+
+# Linux keeps a process's peak RSS across exec, and a forked child starts from its parent's (this bench, with
+# pandas and an embedded server loaded): a small interpreter starts the command and reports its wait4 figure
+_LAUNCHER = """import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+"""
 
 
 def run_measured(cmd: list[str], env: dict[str, str], out_dir: Path, timeout_s: float = 300) -> Measured:
-    """Run `cmd`, its output to files in `out_dir`; killed (by its pid) if it outlives `timeout_s`."""
+    """Run `cmd`, its output to files in `out_dir`; its process group is killed if it outlives `timeout_s`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    out, err = out_dir / "stdout", out_dir / "stderr"
+    out, err, rss = out_dir / "stdout", out_dir / "stderr", out_dir / "maxrss_kib"
     with open(out, "w") as fo, open(err, "w") as fe:
         started = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env)
-        timer = threading.Timer(timeout_s, proc.kill)
-        timer.start()
+        launch = [sys.executable, "-c", _LAUNCHER, str(rss), *cmd]
+        proc = subprocess.Popen(launch, stdout=fo, stderr=fe, env=env, start_new_session=True)
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the launcher's own group: it and the command
+            proc.wait()
         wall = time.monotonic() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait for it again
-    return Measured(proc.returncode, out.read_text(), err.read_text(), wall, usage.ru_maxrss / 1024)
+    peak = int(rss.read_text()) / 1024 if rss.exists() else float("nan")
+    return Measured(proc.returncode, out.read_text(), err.read_text(), wall, peak)
 
 
 # -- the table ----------------------------------------------------------------------------------------------

@@ -111,20 +111,25 @@ def test_shared_split_is_one_bank_row_and_counts_for_both_neurons(server, tmp_pa
     assert not bank[["interface_x_nm", "interface_y_nm", "interface_z_nm"]].isna().any().any()
 
 
+# the first 400 neurons of the mouse-like table (pairs kept whole), not all 2,314: the same paths (table
+# query, one change log per call, details chunks, the cache) at a sixth of the operations
+TABLE_PREFIX = 400
+
+
 @pytest.mark.slow
-def test_full_mouse_table_with_5_percent_errors_then_rerun_fills_exactly_those(tmp_path):
+def test_mouse_table_with_5_percent_errors_then_rerun_fills_exactly_those(tmp_path):
     """Sticky 5 % error rate on change logs (one root per call: ~5 % of neurons fail) and on details."""
-    pop = population(MOUSE)
+    pop, n = population(MOUSE), TABLE_PREFIX
     faults = FaultConfig(
         error_rate=0.05, sticky=True, seed=11, routes=("tabular_change_log_many", "operation_details")
     )
     with start_server(MOUSE, faults=faults) as srv:
         first = ingest(
             settings(srv.url, max_retries=1),
-            IngestOptions(batch_size=1, workers=1, cache_dir=tmp_path, progress=False),
+            IngestOptions(limit=n, batch_size=1, workers=1, cache_dir=tmp_path, progress=False),
         )
         per = first.per_neuron
-        assert len(per) == pop.profile.n_neurons
+        assert len(per) == n and per["root_id"].tolist() == pop.root_ids[:n].tolist()
         failed = per[per["status"] == "error"]
         assert 0.02 * len(per) < len(failed) < 0.09 * len(per)
         assert failed["n_edits"].isna().all() and failed["n_merges"].isna().all()
@@ -138,13 +143,15 @@ def test_full_mouse_table_with_5_percent_errors_then_rerun_fills_exactly_those(t
 
         srv.set_faults(None)
         srv.reset_counts()
-        second = ingest(settings(srv.url), IngestOptions(workers=1, cache_dir=tmp_path, progress=False))
+        second = ingest(
+            settings(srv.url), IngestOptions(limit=n, workers=1, cache_dir=tmp_path, progress=False)
+        )
         counts = srv.request_counts
 
     per2 = second.per_neuron
     assert (per2["status"] == "ok").all()
-    assert per2["n_edits"].tolist() == pop.n_edits.tolist()
-    assert per2["n_merges"].tolist() == pop.n_merges.tolist()
+    assert per2["n_edits"].tolist() == pop.n_edits[:n].tolist()
+    assert per2["n_merges"].tolist() == pop.n_merges[:n].tolist()
     assert second.stats.n_from_cache == len(per) - len(failed)
     # only the failed neurons were asked for, and only the operations not seen before
     assert counts["tabular_change_log_many"] == math.ceil(len(failed) / 50)
@@ -155,9 +162,10 @@ def test_full_mouse_table_with_5_percent_errors_then_rerun_fills_exactly_those(t
     assert counts["operation_details"] == math.ceil(len(new_ops) / 500)
     assert counts.get("query", 0) == 0  # the proofread table came from the cache too
     bank = second.operations
-    assert second.dropped_operations == expected_drops(MOUSE, pop.profile.n_neurons)
-    assert len(bank) == pop.total_operations() - len(second.dropped_operations)
-    assert int((bank["n_neurons"] == 2).sum()) == int(pop.n_shared[::2].sum())
+    assert second.dropped_operations == expected_drops(MOUSE, n)
+    distinct = int(pop.n_edits[:n].sum() - pop.n_shared[:n:2].sum())  # Population.total_operations, first n
+    assert len(bank) == distinct - len(second.dropped_operations)
+    assert int((bank["n_neurons"] == 2).sum()) == int(pop.n_shared[:n:2].sum())
     assert not bank["interface_x_nm"].isna().any()
 
 

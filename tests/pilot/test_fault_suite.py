@@ -195,6 +195,9 @@ def test_llm_server_restarted_mid_run_loses_no_task(vllm_server, tmp_path, ray_t
     args = [*SMALL_RUN, "--llm-url", vllm_server.base_url, "--model", vllm_server.model,
             "--gpus-per-endpoint", "1", "--concurrency", "4", "--timeout", "30",
             "--run-dir", str(run_dir)]  # fmt: skip
+    # 10 neurons, 40 tasks: the restart still lands mid-run (after 3 verdicts, 4 in flight), and the run and
+    # its resume each build half the tasks of SMALL_RUN (distractor cutouts dominate a session's start)
+    args[args.index("--neurons") + 1] = "10"
     old_pid = vllm_server.pid
     with faults.stopped_on_exit(faults.start_pilot_cli(args, ray_tmp)) as proc:
         faults.wait_for_verdicts(store, 3, proc)

@@ -222,6 +222,9 @@ def test_baseline_pilot_needs_no_llm(tmp_path, ray_tmp):
 def test_ctrl_c_then_sigkill_then_resume_stores_every_task_once(slow_stub, tmp_path, ray_tmp):
     run_dir = tmp_path / "run"
     args = [*SLOW_RUN, "--llm-url", slow_stub.base_url, "--run-dir", str(run_dir), "--gpus-per-endpoint", "1"]
+    # 10 neurons, 40 tasks (~4 s at the stub's pace): room for two stops mid-run, and each of the 4 sessions
+    # builds (and a resume re-checks) half the tasks of SLOW_RUN, whose distractor cutouts dominate a session
+    args[args.index("--neurons") + 1] = "10"
     store = run_dir / VERDICTS_NAME
 
     # 1. the live metrics on 127.0.0.1:P during the run; then Ctrl-C: a clean stop, exit 130, resumable
@@ -277,13 +280,15 @@ def test_ctrl_c_then_sigkill_then_resume_stores_every_task_once(slow_stub, tmp_p
     assert projection["usd_per_gpu_hour"] == 4.5 and projection["usd_basis"] == "set with --usd-per-gpu-hour"
     assert projection["usd"] == pytest.approx(projection["gpu_hours"] * 4.5)
     assert (run_dir / "vllm_window.s1.json").exists() and not (run_dir / "vllm_window.s2.json").exists()
-    assert not alive_processes(agents, killed_at + 120 - time.monotonic()), "Ray agents never exited"
 
     # 4. resuming a finished run changes nothing
     before = store.read_bytes()
     again = run_cli([*args, "--resume"], ray_tmp)
     assert again.returncode == 0 and f"{n_tasks} of {n_tasks} tasks have verdicts (0 new" in again.stdout
     assert store.read_bytes() == before
+
+    # the killed session's Ray agents, given until 120 s after the kill (steps 3 and 4 ran meanwhile)
+    assert not alive_processes(agents, killed_at + 120 - time.monotonic()), "Ray agents never exited"
 
 
 # -- a full disk --------------------------------------------------------------------------------------------
