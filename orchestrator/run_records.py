@@ -125,6 +125,7 @@ class StoredVerdict:
     model: str | None = None
     prompt_version: str | None = None
     call_spans: tuple[tuple[float, float], ...] = ()  # (sent, received) per LLM call, monotonic s
+    error_detail: str | None = None  # a failed preparation's one-line cause (error_reason <stage>_failed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,9 +5,11 @@ Order of work (every check that can fail on bad input runs before anything in th
 1. the run dir: new, or (with resume) made with the same config; 2. every LLM endpoint answers and serves
 the model; 3. the metrics exporter on 127.0.0.1:P; 4. the datastack (an embedded server is started in-process
 when no address is given for an embedded profile), a seeded sample of N neurons (N larger than the table is an
-error), their change logs, decision tasks; 5. the store is opened, finished tasks are skipped, features are
-computed for the rest; 6. vLLM's /metrics is scraped (start, every `scrape_interval_s`, end) while Ray
-dispatches; every verdict is stored as it arrives and recorded in the driver's Prometheus registry;
+error), their change logs, decision tasks; 5. the store is opened, finished tasks are skipped; 6. the rest
+are prepared (skeletons, features, views) by Ray tasks ahead of the workers (orchestrator.prep; a task whose
+preparation fails is stored as an error verdict with its reason); vLLM's /metrics is scraped (start, every
+`scrape_interval_s`, end) while Ray dispatches; every verdict is stored as it arrives and recorded in the
+driver's Prometheus registry;
 7. the scraped window and cost.json (telemetry.cost) are written.
 
 Ctrl-C (or SIGTERM) during dispatch stops it cleanly: the verdicts in hand are stored, the window and cost
@@ -39,6 +41,7 @@ from proofpilot.datastack.records import DataPin
 from proofpilot.datastack.skeletons import skeleton_layer_url
 from proofpilot.datastack.source import DataSource
 from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, DEFAULT_OUTAGE_WAIT_S
+from proofpilot.orchestrator.prep import PrepOptions
 from proofpilot.orchestrator.ray_session import RayOptions, check_ray_address
 from proofpilot.orchestrator.run_records import read_run
 from proofpilot.orchestrator.stats import DecisionStatLogger
@@ -240,6 +243,7 @@ def _session_spec(config: PilotConfig) -> SessionSpec:
         scrape_interval_s=config.scrape_interval_s, gpus_per_endpoint=config.gpus_per_endpoint,
         progress=config.progress, outage_wait_s=config.outage_wait_s,
         usd_per_gpu_hour=config.usd_per_gpu_hour, max_task_failures=config.max_task_failures,
+        prep=PrepOptions(prefetch=max(PrepOptions.prefetch, 2 * config.concurrency * len(config.llm_urls))),
     )  # fmt: skip
 
 
@@ -280,7 +284,7 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
         outcome = NOTHING_TO_DO
         try:
             if todo:
-                session = PilotSession(store, logger, inputs.with_features(todo, layer_url), config.agent)
+                session = PilotSession(store, logger, todo, config.agent, skeletons=layer_url)
                 outcome = session.run(
                     _session_spec(config),
                     lambda: inputs.edits_projection(sample, config.datastack, config.seed),

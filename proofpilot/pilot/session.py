@@ -41,10 +41,12 @@ from proofpilot.orchestrator.outage import (
     EndpointHealth,
     models_probe,
 )
+from proofpilot.orchestrator.prep import PREP_REASONS, PrepFeed, PrepOptions
 from proofpilot.orchestrator.ray_session import RayOptions, ray_session
 from proofpilot.orchestrator.run_records import StoredVerdict, read_verdict_rows
-from proofpilot.orchestrator.stats import DecisionStatLogger
+from proofpilot.orchestrator.stats import DecisionStatLogger, StageStats
 from proofpilot.orchestrator.store import RunStore
+from proofpilot.tasks.prepare import PreparedTask, SkeletonSource
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.cost import DecisionUsage, build_cost_report, live_cost_updater, write_cost_json
 from proofpilot.telemetry.projection import DEFAULT_USD_BASIS, DEFAULT_USD_PER_GPU_HOUR, EditsProjection
@@ -109,6 +111,7 @@ class SessionSpec:
     outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S
     usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR
     max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # a task failing on its own is set aside after this
+    prep: PrepOptions = dataclasses.field(default_factory=PrepOptions)  # views, batches, prefetch
 
 
 @dataclass(frozen=True)
@@ -126,13 +129,32 @@ class SessionOutcome:
     set_aside: tuple[str, ...] = ()  # tasks that kept failing in transport while others were decided
 
 
+def llm_payload(prepared: PreparedTask):
+    """The agent's request for a prepared task (built in the preparation's Ray task, images included)."""
+    task = prepared.task
+    return build_request(task.task_id, task.op_kind, task.features, images=prepared.views)
+
+
+def baseline_payload(prepared: PreparedTask) -> DecisionTask:
+    return prepared.task
+
+
 class PilotSession:
-    """The driver side of one session: every batch of verdicts is stored (fsync) and recorded."""
+    """The driver side of one session: every batch of verdicts is stored (fsync) and recorded.
+
+    With `skeletons` (a layer URL or a SkeletonSource) the tasks come without features and are prepared by
+    Ray tasks during the dispatch (orchestrator.prep); without, they must carry their features."""
 
     def __init__(
-        self, store: RunStore, logger: DecisionStatLogger, tasks: Sequence[DecisionTask], agent: str
+        self,
+        store: RunStore,
+        logger: DecisionStatLogger,
+        tasks: Sequence[DecisionTask],
+        agent: str,
+        skeletons: str | SkeletonSource | None = None,
     ):
         self.store, self.logger, self.agent = store, logger, agent
+        self.skeletons = skeletons
         self.tasks = {t.task_id: t for t in tasks}
         self.verdicts: list[Verdict] = []
         self.outcomes: Counter[str] = Counter()
@@ -148,7 +170,9 @@ class PilotSession:
                 prompt_tokens=verdict.prompt_tokens, completion_tokens=verdict.completion_tokens,
                 llm_calls=verdict.answers,
             )  # fmt: skip
-            if not verdict.valid and verdict.error_reason:
+            if verdict.attempts:
+                self.logger.record(StageStats(task.op_kind, llm=verdict.latency_s))
+            if not verdict.valid and verdict.error_reason and verdict.error_reason not in PREP_REASONS:
                 self.logger.record_llm_error(verdict.error_reason)
         self.store.append(records)  # durable before the next batch is taken
         self.outcomes.update(r["outcome"] for r in records)
@@ -177,6 +201,7 @@ class PilotSession:
         try:
             with ray_session(spec.ray):
                 slots, items = self._workers(spec)
+                feed = self._feed(spec)
                 try:
                     if spec.agent == "llm":
                         scraper = self._start_scraper(spec)
@@ -186,8 +211,9 @@ class PilotSession:
                         health=self._health(spec), max_task_failures=spec.max_task_failures,
                     )  # fmt: skip
                     stats = dispatcher.run(
-                        items, total=before + len(items), initial=before, progress=spec.progress
-                    )
+                        items, total=before + len(self.tasks), initial=before, progress=spec.progress,
+                        feed=feed,
+                    )  # fmt: skip
                 finally:
                     stop_workers(slots)
         finally:
@@ -214,10 +240,16 @@ class PilotSession:
             return None  # the baseline has no endpoint to lose
         return EndpointHealth(spec.llm_urls, spec.outage_wait_s, probe=models_probe)
 
-    def _workers(self, spec: SessionSpec):
-        tasks = list(self.tasks.values())
-        if spec.agent == "llm":
+    def _feed(self, spec: SessionSpec) -> PrepFeed | None:
+        if self.skeletons is None:
+            return None
+        payload = llm_payload if spec.agent == "llm" else baseline_payload
+        model = (spec.model or "") if spec.agent == "llm" else ""
+        return PrepFeed(list(self.tasks.values()), self.skeletons, payload, spec.prep, model)
 
+    def _workers(self, spec: SessionSpec):
+        tasks = [] if self.skeletons is not None else list(self.tasks.values())
+        if spec.agent == "llm":
             items = [WorkItem(t.task_id, build_request(t.task_id, t.op_kind, t.features)) for t in tasks]
             options = {"timeout_s": spec.request_timeout_s}
             return start_llm_workers(spec.llm_urls, spec.model, spec.concurrency, options), items  # type: ignore[arg-type]

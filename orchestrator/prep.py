@@ -1,0 +1,254 @@
+"""Task preparation on Ray: skeletons, features and views of the tasks, in batches, ahead of dispatch.
+
+The driver holds the tasks without features. `PrepFeed` sends them, grouped by neuron (tasks of one neuron
+share skeletons) in batches of `batch_size`, to Ray tasks (`_prepare_batch`, one CPU each) that load the
+batch's skeletons (geometry), compute each task's features, render its views and build the payload the
+workers send (the agent's request, images base64-encoded there, not in the driver). The dispatch loop
+(`Dispatcher.run(feed=...)`) tops the feed up and takes its results as they complete, in any order:
+
+- Bounded prefetch: tasks being prepared plus prepared tasks waiting for a worker never exceed `prefetch`
+  (a batch is sent only if it fits), so memory stays bounded and a stop loses at most that much work.
+- A task whose stage failed (no skeleton for a root, a render or feature error, its payload not buildable)
+  is a decision: an error verdict (`PrepErrorVerdict`, reason `<stage>_failed`, the one-line cause in
+  `error_detail`), stored like any other, never dropped. A Ray task that dies (worker crash) is sent again,
+  up to `max_attempts`; then its tasks are error verdicts too (`prep_failed`).
+- Nothing is stored before its verdict: prepared-but-unsent tasks of an interrupted session are prepared
+  again on resume (the store's done ids decide what is left), so none is lost or decided twice.
+
+Each worker process keeps one skeleton cache per feed (keyed by the feed's id), so a neuron's skeletons
+are loaded once per worker, not once per batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from proofpilot.agent.records import Verdict
+from proofpilot.agent.schema import PROMPT_VERSION
+from proofpilot.core.errors import ConfigError
+from proofpilot.orchestrator.stats import StageStats
+from proofpilot.tasks.prepare import (
+    PREP_STAGES,
+    PreparedTask,
+    PrepSeconds,
+    SkeletonCache,
+    SkeletonSource,
+    prepare_tasks,
+)
+from proofpilot.tasks.records import DecisionTask
+
+log = logging.getLogger(__name__)
+
+PREP_REASONS = (*(f"{stage}_failed" for stage in PREP_STAGES), "payload_failed", "prep_failed")
+PREP_ENDPOINT = "prep"  # the `endpoint` of an error verdict that no LLM was asked for
+
+
+@dataclass(frozen=True)
+class PrepOptions:
+    """How tasks are prepared: `views` rendered views of `view_px` px per task (0: text only), `batch_size`
+    tasks per Ray task, at most `prefetch` tasks prepared or preparing ahead of the workers."""
+
+    views: int = 0
+    view_px: int = 512
+    batch_size: int = 8
+    prefetch: int = 128
+    radius_nm: float | None = None
+    max_attempts: int = 3  # Ray tasks that die (not a task's own failure) are sent again up to this
+    renderer: Callable[..., Sequence[bytes]] | None = None  # None: tasks.views.render_views
+
+    def __post_init__(self) -> None:
+        if self.views < 0:
+            raise ConfigError(f"views must be >= 0, got {self.views}")
+        if self.batch_size < 1 or self.prefetch < self.batch_size:
+            raise ConfigError(
+                f"the prefetch ({self.prefetch}) must hold at least one batch ({self.batch_size} tasks)"
+            )
+
+
+@dataclass(frozen=True)
+class PrepErrorVerdict(Verdict):
+    """The verdict of a task whose preparation failed: a decision with an error reason and its cause."""
+
+    error_detail: str = ""
+
+
+@dataclass(frozen=True)
+class PrepResult:
+    """What a Ray task returns per task: the payload to send, or the failed stage's reason."""
+
+    task_id: str
+    payload: Any
+    seconds: PrepSeconds
+    error_reason: str | None = None
+    error_detail: str | None = None
+
+
+def error_verdict(task: DecisionTask, reason: str, detail: str, model: str = "") -> PrepErrorVerdict:
+    return PrepErrorVerdict(
+        task_id=task.task_id, op_kind=task.op_kind, decision=None, confidence=None, valid=False,
+        latency_s=0.0, prompt_tokens=0, completion_tokens=0, attempts=0, answers=0, error_reason=reason,
+        finish_reason=None, endpoint=PREP_ENDPOINT, model=model, prompt_version=PROMPT_VERSION,
+        error_detail=detail,
+    )  # fmt: skip
+
+
+# -- the Ray task --------------------------------------------------------------------------------
+_CACHES: dict[str, SkeletonCache] = {}  # per worker process: the skeleton cache of the feed now running
+
+
+def _cache(key: str, source: str | SkeletonSource, max_items: int) -> SkeletonCache:
+    if key not in _CACHES:
+        _CACHES.clear()  # one feed at a time per worker: an earlier session's skeletons are dropped
+        _CACHES[key] = SkeletonCache(source, max_items=max_items)
+    return _CACHES[key]
+
+
+def prepare_batch(
+    tasks: Sequence[DecisionTask],
+    cache: SkeletonCache,
+    options: PrepOptions,
+    to_payload: Callable[[PreparedTask], Any],
+) -> list[PrepResult]:
+    """The batch's tasks prepared and turned into payloads; every task gets a result (see the module doc)."""
+    out = []
+    views = (options.views, options.view_px, options.radius_nm, options.renderer)
+    for prepared in prepare_tasks(tasks, cache, *views):
+        task_id = prepared.task.task_id
+        if not prepared.ok:
+            reason = f"{prepared.failed_stage}_failed"
+            out.append(PrepResult(task_id, None, prepared.seconds, reason, prepared.reason))
+            continue
+        try:
+            payload = to_payload(prepared)
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            out.append(PrepResult(task_id, None, prepared.seconds, "payload_failed", detail))
+            continue
+        out.append(PrepResult(task_id, payload, prepared.seconds))
+    return out
+
+
+@ray.remote(num_cpus=1, max_retries=0)
+def _prepare_batch(key, source, tasks, options, to_payload) -> list[PrepResult]:
+    return prepare_batch(tasks, _cache(key, source, 4 * options.batch_size + 8), options, to_payload)
+
+
+# -- the driver side --------------------------------------------------------------------------------
+def neuron_batches(tasks: Sequence[DecisionTask], size: int) -> list[list[DecisionTask]]:
+    """The tasks grouped by neuron (first-seen order), cut into batches of at most `size`."""
+    by_neuron: dict[int, list[DecisionTask]] = {}
+    for task in tasks:
+        by_neuron.setdefault(task.neuron_root_id, []).append(task)
+    ordered = [t for group in by_neuron.values() for t in group]
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+@dataclass
+class PrepStats:
+    batches: int = 0  # Ray tasks that returned
+    prepared: int = 0  # tasks with a payload
+    failed: int = 0  # tasks whose preparation failed (error verdicts)
+    resent: int = 0  # Ray tasks sent again after they died
+    max_ahead: int = 0  # the most tasks ever prepared or preparing ahead of the workers
+
+
+class PrepFeed:
+    """The driver's side of the preparation: see the module docstring. Used by `Dispatcher.run(feed=...)`."""
+
+    def __init__(
+        self,
+        tasks: Sequence[DecisionTask],
+        source: str | SkeletonSource,
+        to_payload: Callable[[PreparedTask], Any],
+        options: PrepOptions | None = None,
+        model: str = "",
+    ) -> None:
+        self.options = options or PrepOptions()
+        self.to_payload, self.model = to_payload, model
+        self.stats = PrepStats()
+        self._tasks = {t.task_id: t for t in tasks}
+        self._batches = deque(neuron_batches(tasks, self.options.batch_size))
+        self._running: dict[Any, tuple[list[DecisionTask], int]] = {}
+        self._key = uuid.uuid4().hex
+        self._source = source if isinstance(source, str) else ray.put(source)
+        self.preparing = 0
+
+    @property
+    def exhausted(self) -> bool:
+        """Every task was handed out (as a payload or an error verdict)."""
+        return not self._batches and not self._running
+
+    @property
+    def refs(self) -> list[Any]:
+        return list(self._running)
+
+    def top_up(self, queued: int) -> None:
+        """Send batches while the tasks ahead of the workers (`queued` prepared + those preparing) stay
+        within the prefetch bound."""
+        while self._batches and queued + self.preparing + len(self._batches[0]) <= self.options.prefetch:
+            self._send(self._batches.popleft(), 1)
+        self.stats.max_ahead = max(self.stats.max_ahead, queued + self.preparing)
+
+    def _send(self, batch: list[DecisionTask], attempt: int) -> None:
+        ref = _prepare_batch.remote(self._key, self._source, batch, self.options, self.to_payload)
+        self._running[ref] = (batch, attempt)
+        self.preparing += len(batch)
+
+    def collect(self, ready: Sequence[Any] | None = None):
+        """(work items as (task id, payload), error verdicts as (task id, verdict), stage records) of the
+        batches that finished (`ready`: refs known to be done; None: those done now)."""
+        if ready is None:
+            ready = ray.wait(self.refs, num_returns=len(self._running), timeout=0)[0] if self._running else []
+        items: list[tuple[str, Any]] = []
+        failed: list[tuple[str, Verdict]] = []
+        stages: list[StageStats] = []
+        for ref in ready:
+            if ref not in self._running:
+                continue
+            batch, attempt = self._running.pop(ref)
+            self.preparing -= len(batch)
+            try:
+                results = ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                self._lost_batch(batch, attempt, exc, failed)
+                continue
+            self.stats.batches += 1
+            for result in results:
+                task = self._tasks[result.task_id]
+                s = result.seconds
+                stages.append(StageStats(task.op_kind, s.geometry, s.features, s.render))
+                if result.error_reason is None:
+                    items.append((result.task_id, result.payload))
+                    continue
+                log.warning("task %s: %s (%s)", result.task_id, result.error_reason, result.error_detail)
+                detail = result.error_detail or ""
+                failed.append((result.task_id, error_verdict(task, result.error_reason, detail, self.model)))
+        self.stats.prepared += len(items)
+        self.stats.failed += len(failed)
+        return items, failed, stages
+
+    def _lost_batch(self, batch, attempt: int, exc: BaseException, failed: list) -> None:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        if attempt < self.options.max_attempts:
+            self.stats.resent += 1
+            log.warning("a preparation Ray task failed (%s): sent again", detail)
+            self._send(batch, attempt + 1)
+            return
+        for task in batch:
+            failed.append((task.task_id, error_verdict(task, "prep_failed", detail, self.model)))
+
+    def cancel(self) -> None:
+        """Cancel the batches still preparing (a stop): their tasks stay undecided, for a resume."""
+        for ref in self._running:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
+        self._running.clear()
+        self.preparing = 0
