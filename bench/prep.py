@@ -12,7 +12,8 @@ tasks.prepare: one skeleton load per batch of a neuron's tasks, features, `--vie
    async LLM actors and an instant OpenAI-compatible endpoint (bench/openai_stub.py, its own process), every
    verdict appended to a real run store and recorded in Prometheus, as `proofpilot pilot` does.
 
-Printed: tasks/s of each mode and the ratio to serial (target: Ray ≥ 1.7× serial with 2 workers); CPU
+Serial and Ray runs alternate (`--rounds` each; the median and each round's ratio are printed), so both see
+the machine's changing load. Printed: tasks/s of each mode and the ratio to serial (target: Ray ≥ 1.7× serial with 2 workers); CPU
 seconds per task of the driver, of the Ray processes (workers, raylet, GCS together) and of the CAVE server;
 the pilot's rate against the Ray preparation's (bound by preparation if they are close) and the driver's CPU
 per decision and busy share. The load average is printed before and after: on a shared machine, wall-clock
@@ -174,6 +175,11 @@ def pilot(tasks, layer: str, options, meter: Meter, base_url: str, run_dir: Path
     return timing
 
 
+def _median(timings: list[Timing]) -> Timing:
+    """The run of median rate (the lower one of an even count)."""
+    return sorted(timings, key=lambda t: t.rate)[(len(timings) - 1) // 2]
+
+
 def _row(name: str, t: Timing, base: Timing | None) -> str:
     ratio = f", {t.rate / base.rate:.2f}× serial" if base else ""
     ms = 1e3 / t.n
@@ -185,15 +191,17 @@ def _row(name: str, t: Timing, base: Timing | None) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="minnie65_synthetic")
-    parser.add_argument("--neurons", type=int, default=24)
+    parser.add_argument("--neurons", type=int, default=16)
     parser.add_argument("--k", type=int, default=6, help="max operations per neuron")
     parser.add_argument("--views", type=int, default=3)
     parser.add_argument("--view-px", type=int, default=512)
     parser.add_argument("--workers", type=int, default=2, help="Ray CPUs (preparation tasks at a time)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2, help="serial and Ray runs each, alternating")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # cloud-files: nothing lost
 
     from proofpilot.datastack.skeletons import skeleton_layer_url
     from proofpilot.orchestrator.prep import PrepOptions
@@ -212,12 +220,15 @@ def main() -> int:
         tasks = build_tasks(url, args.profile, args.neurons, args.k, args.seed)
         warm, timed = tasks[: 2 * args.batch_size], tasks
         serial(warm, layer, options, Meter(server.pid, False))  # imports and the first render
-        base = serial(timed, layer, options, Meter(server.pid, False))
         with StubServer(delay_s=0.0) as stub, tempfile.TemporaryDirectory(prefix="ppp-", dir="/tmp") as tmp:
             ray_options = RayOptions(num_cpus=args.workers, temp_dir=os.path.join(tmp, "r"))
             with ray_session(ray_options):
                 ray_only(warm, layer, options, Meter(server.pid, True))  # start the workers
-                on_ray = ray_only(timed, layer, options, Meter(server.pid, True))
+                runs: dict[str, list[Timing]] = {"serial": [], "ray": []}
+                for r in range(args.rounds):  # alternating, so both see the machine's changing load
+                    for mode in ("serial", "ray") if r % 2 == 0 else ("ray", "serial"):
+                        run = serial if mode == "serial" else ray_only
+                        runs[mode].append(run(timed, layer, options, Meter(server.pid, mode == "ray")))
                 meter = Meter(server.pid, True)
                 piloted = pilot(timed, layer, options, meter, stub.base_url, Path(tmp) / "run")
     finally:
@@ -228,17 +239,23 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores, shared; load average {load_before[0]:.1f} before, "
           f"{load_after[0]:.1f} after (1 min)")  # fmt: skip
     print(f"{len(timed)} tasks of {args.neurons} neurons ({args.profile}, ≤ {args.k} ops each), batches of "
-          f"{args.batch_size}; {args.views} views of {args.view_px} px per task; cold skeleton caches")
+          f"{args.batch_size}; {args.views} views of {args.view_px} px per task; cold skeleton caches; "
+          f"{args.rounds} rounds per mode, alternating (median shown)")  # fmt: skip
+    base, on_ray = _median(runs["serial"]), _median(runs["ray"])
     print(_row("serial, in the driver", base, None))
     print(_row(f"Ray tasks, {args.workers} workers", on_ray, base))
     print(_row("pilot: Ray prep + dispatch + store", piloted, base))
+    paired = [r.rate / s.rate for s, r in zip(runs["serial"], runs["ray"], strict=True)]
+    print("per round, Ray ÷ serial: " + ", ".join(f"{x:.2f}×" for x in paired))
     ratio = on_ray.rate / base.rate
     busy = piloted.driver_cpu / piloted.wall
     bound = piloted.rate / on_ray.rate
     serial_cpu = (base.driver_cpu + base.server_cpu) / base.n
     ray_cpu = (on_ray.driver_cpu + on_ray.ray_cpu + on_ray.server_cpu) / on_ray.n
+    overhead = ray_cpu / serial_cpu
     print(f"CPU per task, all processes: serial {serial_cpu * 1e3:.1f} ms, Ray {ray_cpu * 1e3:.1f} ms "
-          f"({ray_cpu / serial_cpu:.2f}×: Ray's own overhead)")  # fmt: skip
+          f"({overhead:.2f}×: Ray's own overhead); on {args.workers} otherwise idle cores the CPU-bound "
+          f"ceiling of the ratio is {args.workers / overhead:.2f}×")  # fmt: skip
     print(f"pilot with an instant endpoint: {bound:.2f}× the Ray preparation's rate; driver CPU "
           f"{piloted.driver_cpu / piloted.n * 1e3:.2f} ms per decision, busy {busy:.0%} of one core "
           f"-> bound by {'preparation' if busy < 0.5 else 'the driver'}")  # fmt: skip

@@ -21,7 +21,6 @@ are loaded once per worker, not once per batch.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from collections import deque
@@ -245,10 +244,15 @@ class PrepFeed:
         for task in batch:
             failed.append((task.task_id, error_verdict(task, "prep_failed", detail, self.model)))
 
+    def prime(self) -> None:
+        """Send the first batches and wait until one is prepared (the workers' start-up and imports), so that
+        a dispatch started next has work at once."""
+        self.top_up(0)
+        if self._running:
+            ray.wait(self.refs, num_returns=1)
+
     def cancel(self) -> None:
-        """Cancel the batches still preparing (a stop): their tasks stay undecided, for a resume."""
-        for ref in self._running:
-            with contextlib.suppress(Exception):
-                ray.cancel(ref)
+        """Forget the batches still preparing (a stop): their tasks stay undecided, for a resume. They are
+        not cancelled (`ray.cancel` interrupts a worker mid-call); a local Ray ends with the session."""
         self._running.clear()
         self.preparing = 0

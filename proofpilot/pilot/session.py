@@ -203,6 +203,8 @@ class PilotSession:
                 slots, items = self._workers(spec)
                 feed = self._feed(spec)
                 try:
+                    if feed is not None:
+                        feed.prime()  # the preparation's start-up stays out of the scraped window
                     if spec.agent == "llm":
                         scraper = self._start_scraper(spec)
                     before = len(self.store)
