@@ -13,11 +13,12 @@ tasks.prepare: one skeleton load per batch of a neuron's tasks, features, `--vie
    verdict appended to a real run store and recorded in Prometheus, as `proofpilot pilot` does.
 
 Serial and Ray runs alternate (`--rounds` each; the median and each round's ratio are printed), so both see
-the machine's changing load. Printed: tasks/s of each mode and the ratio to serial (target: Ray ≥ 1.7× serial with 2 workers); CPU
-seconds per task of the driver, of the Ray processes (workers, raylet, GCS together) and of the CAVE server;
-the pilot's rate against the Ray preparation's (bound by preparation if they are close) and the driver's CPU
-per decision and busy share. The load average is printed before and after: on a shared machine, wall-clock
-ratios are only as good as the CPU each process got, so the CPU figures are printed beside them.
+the machine's changing load. Printed: tasks/s of each mode and the ratio to serial (target: Ray ≥ 1.7×
+serial with 2 workers); CPU seconds per task of the driver, of the Ray processes (workers, raylet, GCS
+together) and of the CAVE server; the pilot's rate against the Ray preparation's (bound by preparation if
+they are close) and the driver's CPU per decision and busy share. The load average is printed before and
+after: on a shared machine, wall-clock ratios are only as good as the CPU each process got, so the CPU
+figures are printed beside them.
 
     .venv/bin/python bench/prep.py
     .venv/bin/python bench/prep.py --neurons 40 --views 3 --view-px 512 --workers 2
