@@ -165,6 +165,12 @@ def task_views(
     )
 
 
+def probe_source(source: str | SkeletonSource, task: DecisionTask) -> None:
+    """Load one task's skeletons in this process: an unreachable layer is a one-line DataError here, before
+    any task is sent, not an error verdict on every task."""
+    SkeletonCache(source).get_many(task_roots(task))
+
+
 # -- one batch of tasks, stage by stage (in the pilot's Ray tasks; bench/prep.py also runs it serially) --
 PREP_STAGES = ("geometry", "features", "render")
 

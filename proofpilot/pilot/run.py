@@ -50,6 +50,7 @@ from proofpilot.pilot import inputs
 from proofpilot.pilot.recover import TASKS_NAME, check_manifest
 from proofpilot.pilot.serve import EMBEDDED_TOKEN, is_embedded, served
 from proofpilot.pilot.session import PilotSession, SessionOutcome, SessionSpec
+from proofpilot.tasks.prepare import probe_source
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT, make_decision_logger
 from proofpilot.telemetry.projection import DEFAULT_USD_PER_GPU_HOUR
@@ -284,6 +285,7 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
         outcome = NOTHING_TO_DO
         try:
             if todo:
+                probe_source(layer_url, todo[0])  # an unreachable layer: one line, not N error verdicts
                 session = PilotSession(store, logger, todo, config.agent, skeletons=layer_url)
                 outcome = session.run(
                     _session_spec(config),
