@@ -21,17 +21,20 @@ bytes stored before the fault are still the first bytes of the store after the r
 same scenarios, with more assertions, are tests/pilot/test_fault_suite.py (4 and the tmpfs variant of 5 are in
 tests/pilot/test_pilot_e2e.py).
 
-    .venv/bin/python bench/faults.py               # all five (starts a vLLM CPU server for fault 2)
+6 to 11 are the hardening rows (bench/fault_cases.py): a token echoed in 401/403s, a dripping and an
+oversized CAVE body, Ray's listeners, a deleted run.json, a 4-neuron edits sample into the report. A row
+has a figure where the scenario measures one, against a baseline of the same run where that means something.
+
+    .venv/bin/python bench/faults.py               # all eleven (starts a vLLM CPU server for fault 2)
     .venv/bin/python bench/faults.py --skip-vllm   # without fault 2
+    .venv/bin/python bench/faults.py --only token deadline ray run-json small-sample   # 6 to 11
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import importlib.util
-import json
 import logging
 import os
 import resource
@@ -42,114 +45,28 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-PROOFPILOT = Path(sys.executable).with_name("proofpilot")
-FLY = "fafb_synthetic"
-# 20 fly-like neurons, 2 operations each: 80 decision tasks
-SMALL_RUN = ("--datastack", FLY, "--neurons", "20", "--max-ops-per-neuron", "2", "--metrics-port", "0",
-             "--no-progress")  # fmt: skip
 
-
-def _load(path: Path, name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = module  # dataclasses look their module up while the class is made
+def _load_kit() -> Any:
+    """bench/fault_kit.py, once per process (bench/fault_cases.py finds it in sys.modules)."""
+    spec = importlib.util.spec_from_file_location(KIT_NAME, Path(__file__).with_name("fault_kit.py"))
+    module = sys.modules[KIT_NAME] = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
 
 
-StubServer = _load(REPO / "bench" / "openai_stub.py", "_faults_openai_stub").StubServer
-FakeLLM = _load(REPO / "tests" / "support" / "fake_llm.py", "_faults_fake_llm").FakeLLM
-
-
-# -- what a run dir holds -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Ledger:
-    expected: int  # tasks of the run (tasks.jsonl)
-    stored: int  # distinct tasks with a verdict
-    lost: int  # tasks without a verdict
-    duplicated: int  # verdict lines beyond the first of a task
-    foreign: int  # verdicts of task ids the run does not have
-    outcomes: dict[str, int]  # correct / incorrect / invalid / error
-    reasons: dict[str, int]  # error_reason of the verdicts that have one
-
-    @property
-    def exact(self) -> bool:
-        return self.lost == 0 and self.duplicated == 0 and self.foreign == 0
-
-
-def complete_lines(path: Path) -> bytes:
-    """The store's bytes up to its last newline (a line being written is not yet stored)."""
-    if not path.exists():
-        return b""
-    data = path.read_bytes()
-    return data[: data.rfind(b"\n") + 1]
-
-
-def ledger(run_dir: Path) -> Ledger:
-    tasks = [json.loads(line)["task_id"] for line in (run_dir / "tasks.jsonl").read_text().splitlines()]
-    verdicts = [json.loads(line) for line in complete_lines(run_dir / "verdicts.jsonl").splitlines()]
-    lines = Counter(v["task_id"] for v in verdicts)
-    return Ledger(
-        expected=len(tasks),
-        stored=len(set(lines) & set(tasks)),
-        lost=len(set(tasks) - set(lines)),
-        duplicated=sum(n - 1 for n in lines.values()),
-        foreign=len(set(lines) - set(tasks)),
-        outcomes=dict(Counter(v["outcome"] for v in verdicts)),
-        reasons=dict(Counter(v["error_reason"] for v in verdicts if v.get("error_reason"))),
-    )
-
-
-# -- running the pilot's console script ---------------------------------------------------------------------
-def pilot_env(ray_tmp: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PROOFPILOT_LLM_URL", "PROOFPILOT_LLM_MODEL")}
-    return {**env, "PROOFPILOT_RAY_TMPDIR": ray_tmp}
-
-
-def pilot_cmd(*args: str) -> list[str]:
-    return [str(PROOFPILOT), "pilot", *args]
-
-
-def run_pilot_cli(args: list[str], ray_tmp: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(pilot_cmd(*args), capture_output=True, text=True, timeout=timeout_s,
-                          env=pilot_env(ray_tmp))  # fmt: skip
-
-
-def start_pilot_cli(args: list[str], ray_tmp: str, preexec_fn=None) -> subprocess.Popen:
-    return subprocess.Popen(pilot_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=pilot_env(ray_tmp), preexec_fn=preexec_fn)  # fmt: skip
-
-
-def wait_for_verdicts(store: Path, n: int, proc: subprocess.Popen, deadline_s: float = 300) -> int:
-    """Poll the store until it holds `n` complete lines; returns how many it holds. Raises if the pilot
-    exits first or the deadline passes (the 50 ms pause is a polling interval, not a timing assumption)."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        have = complete_lines(store).count(b"\n")
-        if have >= n:
-            return have
-        if proc.poll() is not None:
-            raise RuntimeError(f"the pilot exited ({proc.returncode}) before {n} verdicts: "
-                               f"{proc.stderr.read()[-1500:] if proc.stderr else ''}")  # fmt: skip
-        time.sleep(0.05)
-    raise TimeoutError(f"no {n} verdicts within {deadline_s:.0f} s")
-
-
-@contextlib.contextmanager
-def stopped_on_exit(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
-    """Kill the pilot (by its pid) if the block ends while it still runs."""
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+KIT_NAME = "bench_fault_kit"
+kit = sys.modules.get(KIT_NAME) or _load_kit()
+# the shared bookkeeping, under the names tests/pilot/test_fault_suite.py uses
+REPO, FLY, SMALL_RUN, Figures, Ledger = kit.REPO, kit.FLY, kit.SMALL_RUN, kit.Figures, kit.Ledger
+ledger, complete_lines, pilot_env, pilot_cmd = kit.ledger, kit.complete_lines, kit.pilot_env, kit.pilot_cmd
+run_pilot_cli, start_pilot_cli, stopped_on_exit = kit.run_pilot_cli, kit.start_pilot_cli, kit.stopped_on_exit
+wait_for_verdicts, print_table = kit.wait_for_verdicts, kit.print_table
+StubServer = kit.load(REPO / "bench" / "openai_stub.py", "_faults_openai_stub").StubServer
+FakeLLM = kit.load(REPO / "tests" / "support" / "fake_llm.py", "_faults_fake_llm").FakeLLM
+cases = kit.load(REPO / "bench" / "fault_cases.py", "bench_fault_cases")
 
 
 # -- fault 3: an endpoint that breaks a known share of its answers ------------------------------------------
@@ -222,16 +139,6 @@ def tmpfs_available() -> bool:
 
 
 # -- the five scenarios -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Figures:
-    fault: str
-    injected: str
-    survived: bool
-    ledger: Ledger | None
-    prefix_kept: bool | None
-    note: str = ""
-
-
 def cave_errors(work: Path, ray_tmp: str) -> Figures:
     from proofpilot.datastack.embedded.faults import FaultConfig
     from proofpilot.datastack.embedded.server import start_server
@@ -326,17 +233,12 @@ def malformed_output(work: Path, ray_tmp: str) -> Figures:
 
 def sigkill_resume(work: Path, ray_tmp: str, stub_url: str) -> Figures:
     run_dir = work / "sigkill"
-    store = run_dir / "verdicts.jsonl"
     args = [*SMALL_RUN, "--llm-url", stub_url, "--model", "stub", "--gpus-per-endpoint", "1",
             "--concurrency", "2", "--run-dir", str(run_dir)]  # fmt: skip
-    with stopped_on_exit(start_pilot_cli(args, ray_tmp)) as proc:
-        killed_at = wait_for_verdicts(store, 10, proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-    before = complete_lines(store)
+    killed_at, before = kit.killed_after(args, ray_tmp, 10)
     resumed = run_pilot_cli([*args, "--resume"], ray_tmp)
     return Figures("4 SIGKILL + resume", f"SIGKILL after {killed_at} verdicts", resumed.returncode == 0,
-                   ledger(run_dir), complete_lines(store).startswith(before),
+                   ledger(run_dir), complete_lines(run_dir / "verdicts.jsonl").startswith(before),
                    "test: test_pilot_e2e.py::test_ctrl_c_then_sigkill_then_resume_...")  # fmt: skip
 
 
@@ -383,27 +285,33 @@ def _fill_rlimit(work: Path, ray_tmp: str, args: list[str]) -> tuple[int, str, P
     return proc.returncode, err, run_dir, at_fill
 
 
-# -- the table ----------------------------------------------------------------------------------------------
-def print_table(rows: list[Figures]) -> None:
-    header = ("fault", "injected", "survived", "expected", "stored", "lost", "dup", "prefix kept", "note")
-    cells = [header]
-    for r in rows:
-        b = r.ledger
-        nums = (b.expected, b.stored, b.lost, b.duplicated) if b else ("-",) * 4
-        prefix = "-" if r.prefix_kept is None else ("yes" if r.prefix_kept else "NO")
-        cells.append((r.fault, r.injected, "yes" if r.survived else "NO", *map(str, nums), prefix, r.note))
-    widths = [max(len(str(row[i])) for row in cells) for i in range(len(header) - 1)]
-    for row in cells:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + str(row[-1]))
-    done = [r for r in rows if r.ledger is not None]
-    print(f"\nfaults injected: {len(done)}; runs survived: {sum(r.survived for r in done)}; verdicts lost: "
-          f"{sum(r.ledger.lost for r in done)}; duplicated: {sum(r.ledger.duplicated for r in done)}; "
-          f"stored prefix rewritten: {sum(r.prefix_kept is False for r in done)}")  # fmt: skip
+# 1 to 5 here; 6 to 11 in bench/fault_cases.py
+SCENARIOS = ("cave", "cave-lost", "vllm", "malformed", "sigkill", "disk",
+             "token", "deadline", "ray", "run-json", "small-sample")  # fmt: skip
+
+
+def scenario(name: str, work: Path, ray_tmp: str, stub_url: str) -> list[Figures]:
+    run = {
+        "cave": lambda: cave_errors(work, ray_tmp),
+        "cave-lost": lambda: cave_logs_lost(work, ray_tmp),
+        "vllm": lambda: llm_restart(work, ray_tmp),
+        "malformed": lambda: malformed_output(work, ray_tmp),
+        "sigkill": lambda: sigkill_resume(work, ray_tmp, stub_url),
+        "disk": lambda: full_disk(work, ray_tmp, stub_url),
+        "token": lambda: cases.token_echo(work, ray_tmp),
+        "deadline": lambda: cases.deadline_and_size(work),  # two rows: a dripping and an oversized body
+        "ray": lambda: cases.ray_listeners(work, ray_tmp, stub_url),
+        "run-json": lambda: cases.lost_manifest(work, ray_tmp, stub_url),
+        "small-sample": lambda: cases.small_sample(work),
+    }[name]()
+    return run if isinstance(run, list) else [run]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-vllm", action="store_true", help="skip fault 2 (needs the vLLM CPU venv)")
+    parser.add_argument("--only", nargs="+", choices=SCENARIOS, metavar="NAME",
+                        help=f"run only these scenarios ({', '.join(SCENARIOS)})")  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the pilots' own warnings are expected here
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start")
@@ -411,26 +319,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pp-faults-") as tmp, StubServer(delay_s=0.2) as stub:
         work, ray_tmp = Path(tmp), tempfile.mkdtemp(prefix="ppf-", dir="/tmp")
         try:
-            for name, run in (
-                ("cave", lambda: cave_errors(work, ray_tmp)),
-                ("cave-lost", lambda: cave_logs_lost(work, ray_tmp)),
-                ("vllm", lambda: llm_restart(work, ray_tmp)),
-                ("malformed", lambda: malformed_output(work, ray_tmp)),
-                ("sigkill", lambda: sigkill_resume(work, ray_tmp, stub.base_url)),
-                ("disk", lambda: full_disk(work, ray_tmp, stub.base_url)),
-            ):
+            for name in args.only or SCENARIOS:
                 if name == "vllm" and args.skip_vllm:
                     rows.append(Figures("2 LLM server restart", "-", False, None, None, "skipped"))
                     continue
                 started = time.monotonic()
-                rows.append(run())
-                print(f"{rows[-1].fault}: {time.monotonic() - started:.0f} s", flush=True)
+                rows.extend(scenario(name, work, ray_tmp, stub.base_url))
+                print(f"{name}: {time.monotonic() - started:.0f} s", flush=True)
         finally:
             shutil.rmtree(ray_tmp, ignore_errors=True)
     print()
     print_table(rows)
-    ran = [r for r in rows if r.ledger is not None]
-    return 0 if all(r.survived and r.ledger.exact and r.prefix_kept is not False for r in ran) else 1
+    ran = [r for r in rows if not r.note.startswith("skipped")]
+    kept = all(r.ledger.exact and r.prefix_kept is not False for r in ran if r.ledger is not None)
+    return 0 if kept and all(r.survived for r in ran) else 1
 
 
 if __name__ == "__main__":

@@ -123,12 +123,10 @@ def serial(tasks, layer: str, options, meter: Meter) -> Timing:
     """The whole preparation in this process, batch after batch (what the driver did before)."""
     from proofpilot.orchestrator.prep import neuron_batches, prepare_batch
     from proofpilot.pilot.session import llm_payload
-    from proofpilot.tasks.prepare import SkeletonCache
-
-    cache = SkeletonCache(layer, max_items=4 * options.batch_size + 8)
+    key = f"serial-{time.monotonic()}"  # a cold skeleton cache
     with meter:
         batches = neuron_batches(tasks, options.batch_size)
-        results = [r for b in batches for r in prepare_batch(b, cache, options, llm_payload)]
+        results = [r for b in batches for r in prepare_batch(b, key, layer, options, llm_payload)]
         timing = meter.done(len(tasks))
     failed = sum(r.error_reason is not None for r in results)
     if failed:

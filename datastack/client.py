@@ -209,6 +209,8 @@ class CaveConnection:
         }
         for sub in subclients:
             harden_session(sub.session, settings)
+        # the L2 cache (pcg_skel's vertices) gets the same bounds; building its client sends no request
+        harden_session(self._call(lambda: self.client.l2cache, "l2cache service").session, settings)
 
     def _build(self, caveclient):
         try:

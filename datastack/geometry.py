@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PCG_INVALIDATION_NM = 7_500.0  # pcg_skel's TEASAR default, sized for real L2 fragments (~µm apart)
+CROP_MARGIN_NM = 1_000.0  # a crop reaches this far past the feature radius (the skeleton's ends stay clear)
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,39 @@ class PcgSkeletons:
             level2_graph = self.client.chunkedgraph.level2_chunk_graph(root, bounds=bounds.astype(np.int64))
             if len(level2_graph) == 0:
                 raise DataError(f"root {root} has no level-2 edges within the box")
-        sk = pcg_skel.pcg_skeleton(
-            root,
-            self.client,
-            invalidation_d=self.invalidation_d_nm,
-            level2_graph=None if level2_graph is None else np.asarray(level2_graph, dtype=np.int64),
-            require_complete=True,
-        )
+        with np.errstate(invalid="ignore"):  # meshparty multiplies NaN distances of unreachable nodes
+            sk = pcg_skel.pcg_skeleton(
+                root,
+                self.client,
+                invalidation_d=self.invalidation_d_nm,
+                level2_graph=None if level2_graph is None else np.asarray(level2_graph, dtype=np.int64),
+                require_complete=True,
+            )
         return _Skeleton(np.asarray(sk.vertices, dtype=np.float64), np.asarray(sk.edges, dtype=np.int64))
+
+
+class CroppedPcg:
+    """A skeleton source of the parts of roots within one box: `PcgSkeletons.around` for every root asked,
+    around one point (a task's interface). Roots whose crop cannot be built are absent from `get_many`,
+    their reason in `failures`; built crops are kept for the object's life."""
+
+    def __init__(self, pcg: PcgSkeletons, center_nm: Sequence[float], half_size_nm: float) -> None:
+        self.pcg = pcg
+        self.center_nm = tuple(float(c) for c in center_nm)
+        self.half_size_nm = float(half_size_nm)
+        self.failures: dict[int, str] = {}
+        self._items: dict[int, navis.TreeNeuron] = {}
+
+    def get_many(self, root_ids: Iterable[int]) -> dict[int, navis.TreeNeuron]:
+        out = {}
+        for root in dict.fromkeys(int(r) for r in root_ids):
+            if root not in self._items and root not in self.failures:
+                try:
+                    self._items[root] = self.pcg.around(root, self.center_nm, self.half_size_nm)
+                except DataError as exc:
+                    self.failures[root] = str(exc)
+                    log.warning("no geometry for root %d near %s: %s", root, self.center_nm, exc)
+                    continue
+            if root in self._items:
+                out[root] = self._items[root]
+        return out

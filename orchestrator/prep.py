@@ -8,15 +8,19 @@ workers send (the agent's request, images base64-encoded there, not in the drive
 
 - Bounded prefetch: tasks being prepared plus prepared tasks waiting for a worker never exceed `prefetch`
   (a batch is sent only if it fits), so memory stays bounded and a stop loses at most that much work.
-- A task whose stage failed (no skeleton for a root, a render or feature error, its payload not buildable)
-  is a decision: an error verdict (`PrepErrorVerdict`, reason `<stage>_failed`, the one-line cause in
-  `error_detail`), stored like any other, never dropped. A Ray task that dies (worker crash) is sent again,
-  up to `max_attempts`; then its tasks are error verdicts too (`prep_failed`).
+- A task whose fragment has no geometry (a root the source cannot give, or the source failing for the
+  batch) is not decided: it is left for `--resume`, its reason in `without_geometry` (the pilot writes it to
+  run.json). A task whose features, views or payload fail is a decision: an error verdict
+  (`PrepErrorVerdict`, reason `<stage>_failed`, the one-line cause in `error_detail`), stored like any other.
+  A Ray task that dies (worker crash) is sent again, up to `max_attempts`; then its tasks are error verdicts
+  too (`prep_failed`). No task is ever dropped silently.
 - Nothing is stored before its verdict: prepared-but-unsent tasks of an interrupted session are prepared
   again on resume (the store's done ids decide what is left), so none is lost or decided twice.
 
-Each worker process keeps one skeleton cache per feed (keyed by the feed's id), so a neuron's skeletons
-are loaded once per worker, not once per batch.
+Geometry: a precomputed layer URL (whole skeletons; each worker process keeps one skeleton cache per feed,
+keyed by the feed's id, so a neuron's skeletons are loaded once per worker), a `PcgSkeletons` (each task's
+fragments cropped to a box around its interface point, tasks sharing a point sharing the crops), or any
+picklable skeleton source.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ import ray
 from proofpilot.agent.records import Verdict
 from proofpilot.agent.schema import PROMPT_VERSION
 from proofpilot.core.errors import ConfigError
+from proofpilot.datastack.geometry import CROP_MARGIN_NM, CroppedPcg, PcgSkeletons
 from proofpilot.orchestrator.stats import StageStats
+from proofpilot.tasks.features import DEFAULT_RADIUS_NM
 from proofpilot.tasks.prepare import (
     PREP_STAGES,
     PreparedTask,
@@ -100,26 +106,44 @@ def error_verdict(task: DecisionTask, reason: str, detail: str, model: str = "")
 
 
 # -- the Ray task --------------------------------------------------------------------------------
-_CACHES: dict[str, SkeletonCache] = {}  # per worker process: the skeleton cache of the feed now running
+_CACHES: dict[str, Any] = {}  # per worker process: the geometry of the feed now running
 
 
-def _cache(key: str, source: str | SkeletonSource, max_items: int) -> SkeletonCache:
+def _kept(key: str, make: Callable[[], Any]) -> Any:
     if key not in _CACHES:
         _CACHES.clear()  # one feed at a time per worker: an earlier session's skeletons are dropped
-        _CACHES[key] = SkeletonCache(source, max_items=max_items)
+        _CACHES[key] = make()
     return _CACHES[key]
+
+
+def _prepare(key: str, source, tasks: Sequence[DecisionTask], options: PrepOptions) -> list[PreparedTask]:
+    stages = (options.views, options.view_px, options.radius_nm, options.renderer)
+    if not isinstance(source, PcgSkeletons):
+        cache = _kept(key, lambda: SkeletonCache(source, max_items=4 * options.batch_size + 8))
+        return prepare_tasks(tasks, cache, *stages)
+    pcg = _kept(key, lambda: source)  # its whole-root builds kept for the feed's life in this worker
+    half = (DEFAULT_RADIUS_NM if options.radius_nm is None else options.radius_nm) + CROP_MARGIN_NM
+    groups: dict[tuple[float, ...], list[DecisionTask]] = {}
+    for task in tasks:
+        groups.setdefault(tuple(task.interface_nm), []).append(task)
+    done: dict[str, PreparedTask] = {}
+    for center, group in groups.items():
+        crops = SkeletonCache(CroppedPcg(pcg, center, half))
+        done.update((p.task.task_id, p) for p in prepare_tasks(group, crops, *stages))
+    return [done[t.task_id] for t in tasks]
 
 
 def prepare_batch(
     tasks: Sequence[DecisionTask],
-    cache: SkeletonCache,
+    key: str,
+    source,
     options: PrepOptions,
     to_payload: Callable[[PreparedTask], Any],
 ) -> list[PrepResult]:
-    """The batch's tasks prepared and turned into payloads; every task gets a result (see the module doc)."""
+    """The batch's tasks prepared and turned into payloads; every task gets a result (see the module doc).
+    `key` names the geometry kept in this process between batches (one feed's)."""
     out = []
-    views = (options.views, options.view_px, options.radius_nm, options.renderer)
-    for prepared in prepare_tasks(tasks, cache, *views):
+    for prepared in _prepare(key, source, tasks, options):
         task_id = prepared.task.task_id
         if not prepared.ok:
             reason = f"{prepared.failed_stage}_failed"
@@ -137,7 +161,7 @@ def prepare_batch(
 
 @ray.remote(num_cpus=1, max_retries=0)
 def _prepare_batch(key, source, tasks, options, to_payload) -> list[PrepResult]:
-    return prepare_batch(tasks, _cache(key, source, 4 * options.batch_size + 8), options, to_payload)
+    return prepare_batch(tasks, key, source, options, to_payload)
 
 
 # -- the driver side --------------------------------------------------------------------------------
@@ -157,6 +181,7 @@ class PrepStats:
     failed: int = 0  # tasks whose preparation failed (error verdicts)
     resent: int = 0  # Ray tasks sent again after they died
     max_ahead: int = 0  # the most tasks ever prepared or preparing ahead of the workers
+    without_geometry: int = 0  # tasks left undecided: a fragment without geometry
 
 
 class PrepFeed:
@@ -177,6 +202,7 @@ class PrepFeed:
         self._batches = deque(neuron_batches(tasks, self.options.batch_size))
         self._running: dict[Any, tuple[list[DecisionTask], int]] = {}
         self._key = uuid.uuid4().hex
+        self.without_geometry: dict[str, str] = {}  # task id -> why a fragment has no geometry
         self._source = source if isinstance(source, str) else ray.put(source)
         self.preparing = 0
 
@@ -226,6 +252,10 @@ class PrepFeed:
                 stages.append(StageStats(task.op_kind, s.geometry, s.features, s.render))
                 if result.error_reason is None:
                     items.append((result.task_id, result.payload))
+                    continue
+                if result.error_reason == "geometry_failed":  # undecided, for a resume
+                    self.without_geometry[result.task_id] = result.error_detail or "no geometry"
+                    self.stats.without_geometry += 1
                     continue
                 log.warning("task %s: %s (%s)", result.task_id, result.error_reason, result.error_detail)
                 detail = result.error_detail or ""

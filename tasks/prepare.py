@@ -236,7 +236,7 @@ def prepare_tasks(
 def _prepare_one(task, loaded, failures, geometry_s, render, radius) -> PreparedTask:
     lacking = [r for r in task_roots(task) if r not in loaded]
     if lacking:
-        why = f"no geometry for root {lacking[0]}: {failures.get(lacking[0], NO_SKELETON)}"
+        why = failures.get(lacking[0], NO_SKELETON)
         return PreparedTask(task, seconds=PrepSeconds(geometry_s), failed_stage="geometry", reason=why)
     fragments = [loaded[r] for r in task_roots(task)]
     started = time.perf_counter()

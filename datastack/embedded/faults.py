@@ -40,6 +40,7 @@ class FaultConfig:
     echo_token: bool = False  # error bodies quote the request's Authorization header and token
     drip_s: float = 0.0  # > 0: every affected answer's body is sent one byte per `drip_s` seconds
     oversize_bytes: int = 0  # > 0: every affected answer is a 200 body of this many bytes, no Content-Length
+    no_l2cache: bool = False  # a datastack without an L2 cache: table_mapping omits its table, the rest 404s
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "timeout_rate", "malformed_rate", "wrong_type_rate"):

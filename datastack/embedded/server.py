@@ -8,11 +8,13 @@ unchanged: `CAVEclient(profile, server_address=server.url, auth_token="...", wri
 Routes live in info_routes / pcg_routes / l2cache_routes / materialize_routes. Paths under
 `/skeletons/{profile}/...` go to the precomputed skeleton layer
 (`proofpilot.datastack.embedded.skeleton_layer.handle`), imported lazily when it exists. Faults (faults.py)
-apply to the data routes; every request is counted per route name (`request_counts`)."""
+apply to the data routes; every request is counted per route name (`request_counts`, and over HTTP at
+``GET /proofpilot/request_counts`` for a server in another process)."""
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import sys
 import threading
@@ -34,6 +36,7 @@ from proofpilot.datastack.embedded.routing import HttpError, Request, Response, 
 
 logger = logging.getLogger(__name__)
 
+COUNTS_PATH = "/proofpilot/request_counts"  # JSON {route name: requests}
 SKELETON_LAYER_MODULE = "proofpilot.datastack.embedded.skeleton_layer"
 _MALFORMED_JSON = b'{"truncated": [1, 2, '
 _MALFORMED_ARROW = b"\xff\xff\xff\xffnot an arrow stream"
@@ -81,6 +84,9 @@ class CaveApp:
         self.stopping = threading.Event()
 
     def handle(self, req: Request) -> Response:
+        if req.path == COUNTS_PATH and req.method == "GET":  # the server's own bookkeeping, not counted
+            with self._lock:
+                return Response(200, json.dumps(dict(self.counts), sort_keys=True).encode())
         for route in ROUTES:
             match = route.pattern.match(req.path)
             if match is None:
@@ -93,6 +99,10 @@ class CaveApp:
         return HttpError(404, f"no route for {req.path}").response()
 
     def _run(self, route: Route, req: Request, groups: dict[str, str]) -> Response:
+        if self.injector.config.no_l2cache and route.name.startswith("l2cache_"):
+            if route.name == "l2cache_table_mapping":
+                return Response(200, b"{}")  # the L2 cache service knows no table of this datastack
+            return HttpError(404, f"no L2 cache for {self.ctx.profile.pcg_table}").response()
         key = b"|".join(
             [req.method.encode(), req.path.encode(), repr(sorted(req.query.items())).encode(), req.body]
         )

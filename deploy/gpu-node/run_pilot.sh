@@ -8,8 +8,10 @@
 # Environment (defaults): DATASTACK (minnie65_public), SERVER_ADDRESS (caveclient's default), NEURONS (200),
 #   CONCURRENCY (128), GPUS_PER_ENDPOINT (2), SERVED_MODEL_NAME (qwen2.5-vl-32b), VLLM_PORT (8000),
 #   METRICS_PORT (9464), PROM_PORT (9090), PROMETHEUS_BIN (prometheus), PROOFPILOT_BIN (.venv/bin/proofpilot),
-#   VLLM_HEALTH_TIMEOUT_S (1800: the first start downloads ~65 GB of weights), DRY_RUN (1: print the three
+#   VLLM_HEALTH_TIMEOUT_S (1800: the first start downloads ~65 GB of weights), DRY_RUN (1: print the four
 #   commands, write RUN_DIR/prometheus.yml, start nothing).
+# Before vLLM starts, `proofpilot datastack check` asks the datastack for what the pilot reads (token accepted,
+# chunkedgraph and its version, L2 cache for its table, graphene segmentation); a miss is one line and exit 1.
 # The CAVE token is read by caveclient from its usual secret file; it is never passed on a command line.
 set -euo pipefail
 
@@ -42,15 +44,23 @@ PROM_CMD=("$PROMETHEUS_BIN" "--config.file=$RUN_DIR/prometheus.yml" "--storage.t
 PILOT_CMD=("$PROOFPILOT_BIN" pilot --datastack "$DATASTACK" --neurons "$NEURONS"
   --llm-url "http://127.0.0.1:$VLLM_PORT/v1" --model "$SERVED_MODEL_NAME" --gpus-per-endpoint "$GPUS_PER_ENDPOINT"
   --concurrency "$CONCURRENCY" --run-dir "$RUN_DIR" --metrics-port "$METRICS_PORT")
-[[ -n "${SERVER_ADDRESS:-}" ]] && PILOT_CMD+=(--server-address "$SERVER_ADDRESS")
+CHECK_CMD=("$PROOFPILOT_BIN" datastack check --datastack "$DATASTACK")
+if [[ -n "${SERVER_ADDRESS:-}" ]]; then
+  PILOT_CMD+=(--server-address "$SERVER_ADDRESS")
+  CHECK_CMD+=(--server-address "$SERVER_ADDRESS")
+fi
 PILOT_CMD+=("$@")
 
 if [[ "${DRY_RUN:-0}" == "1" ]]; then
+  printf 'check:'; printf ' %q' "${CHECK_CMD[@]}"; echo
   printf 'vllm:'; printf ' %q' "${VLLM_CMD[@]}"; echo
   printf 'prometheus:'; printf ' %q' "${PROM_CMD[@]}"; echo
   printf 'pilot:'; printf ' %q' "${PILOT_CMD[@]}"; echo
   exit 0
 fi
+
+# the datastack first: a missing token or L2 cache should not cost a 30-minute vLLM start
+"${CHECK_CMD[@]}" || { echo "run_pilot: the datastack check failed (above); nothing was started" >&2; exit 1; }
 
 PIDS=()
 cleanup() {

@@ -9,8 +9,10 @@ import threading
 
 import click
 
+from proofpilot.cli.options import data_source_options, open_source
 from proofpilot.datastack.embedded.faults import FaultConfig
 from proofpilot.datastack.embedded.profiles import PROFILES, get_profile
+from proofpilot.datastack.source import DataSource
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +112,21 @@ def datastack() -> None:
     help='Share of data requests answered 200 with valid JSON of the wrong type ("hello").',
 )
 @click.option("--fault-seed", type=int, default=0, show_default=True, help="Seed of the fault draws.")
+@click.option(
+    "--error-status",
+    type=click.IntRange(400, 599),
+    default=500,
+    show_default=True,
+    help="HTTP status of the --error-rate answers (e.g. 404).",
+)
+@click.option(
+    "--fault-route",
+    "fault_routes",
+    multiple=True,
+    metavar="NAME",
+    help="Apply the faults to this route only (repeatable; route names as in the request counts).",
+)
+@click.option("--no-l2cache", is_flag=True, help="Serve a datastack without an L2 cache.")
 def serve(
     profile_name: str,
     port: int,
@@ -121,10 +138,14 @@ def serve(
     malformed_rate: float,
     wrong_type_rate: float,
     fault_seed: int,
+    error_status: int,
+    fault_routes: tuple[str, ...],
+    no_l2cache: bool,
 ) -> None:
     """Run the embedded CAVE server in the foreground until Ctrl-C.
 
     caveclient talks to it unchanged: CAVEclient(PROFILE, server_address=URL, auth_token="any").
+    Requests per route: GET URL/proofpilot/request_counts, and printed when it stops.
     """
     # lazy: the library loads pandas/caveclient/ray; keep `proofpilot --help` fast
     from proofpilot.datastack.embedded.server import start_server
@@ -138,6 +159,9 @@ def serve(
         malformed_rate=malformed_rate,
         wrong_type_rate=wrong_type_rate,
         seed=fault_seed,
+        error_status=error_status,
+        routes=fault_routes or None,
+        no_l2cache=no_l2cache,
     )
     if host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("binding the embedded server to non-loopback address %s", host)
@@ -158,4 +182,24 @@ def serve(
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.stop()
-    click.echo("stopped")
+    counts = ", ".join(f"{name} {n}" for name, n in sorted(server.request_counts.items())) or "none"
+    click.echo(f"stopped; requests per route: {counts}")
+
+
+@datastack.command("check")
+@data_source_options(pin=False, fetch=False, timeout_flag=None)
+def check(source: DataSource) -> None:
+    """Check that a datastack offers what a pilot reads (token accepted, chunkedgraph and its version, L2
+    cache for its table, a graphene segmentation); one line naming what is missing, exit 1. Fetches no
+    edit history; every request has a deadline. run_pilot.sh runs it before it starts vLLM."""
+    # lazy: the library loads pandas/caveclient; keep `proofpilot --help` fast
+    from proofpilot.datastack.launch import check_datastack
+    from proofpilot.pilot.serve import with_embedded_defaults
+
+    with open_source(source) as resolved:
+        report = check_datastack(with_embedded_defaults(resolved).client_settings())
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(report.server_versions.items()))
+    click.echo(
+        f"datastack {report.datastack} on {report.server_address}: ready ({versions}; L2 cache for "
+        f"{report.pcg_table}; segmentation {report.segmentation_source})"
+    )

@@ -102,7 +102,8 @@ def _split_urls(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
     "--skeleton-layer",
     default=None,
     metavar="URL",
-    help="Precomputed skeleton layer (needed for a real datastack; embedded: its own).",
+    help="Read whole skeletons from this precomputed layer instead of building each task's fragments "
+    "with pcg_skel from the datastack's level-2 graph and L2 cache (the default, for any root id).",
 )
 @click.option(
     "--scrape-interval",
@@ -200,6 +201,11 @@ def pilot(
             f"{result.neurons_without_log} of {result.n_neurons} sampled neurons had no readable change log "
             "when the run started: their tasks are not in this run (reasons: run.json, "
             "ingest/per_neuron.parquet)"
+        )
+    if result.tasks_without_geometry:
+        click.echo(
+            f"{result.tasks_without_geometry} task(s) have no geometry for a fragment and were not asked "
+            "(reasons: run.json, tasks_without_geometry); --resume tries them again"
         )
     if result.llm_errors:
         click.echo(f"LLM transport failures: {result.llm_errors} (asked again; see llm_errors.jsonl)")

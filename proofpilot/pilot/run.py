@@ -3,13 +3,16 @@
 Order of work (every check that can fail on bad input runs before anything in the run dir is written):
 
 1. the run dir: new, or (with resume) made with the same config; 2. every LLM endpoint answers and serves
-the model; 3. the metrics exporter on 127.0.0.1:P; 4. the datastack (an embedded server is started in-process
-when no address is given for an embedded profile), a seeded sample of N neurons (N larger than the table is an
-error), their change logs, decision tasks; 5. the store is opened, finished tasks are skipped; 6. the rest
-are prepared (skeletons, features, views) by Ray tasks ahead of the workers (orchestrator.prep; a task whose
-preparation fails is stored as an error verdict with its reason); vLLM's /metrics is scraped (start, every
-`scrape_interval_s`, end) while Ray dispatches; every verdict is stored as it arrives and recorded in the
-driver's Prometheus registry;
+the model; 3. the metrics exporter on 127.0.0.1:P; 4. the datastack (an embedded server is started
+in-process when no address is given for an embedded profile) and its launch checks (datastack.launch:
+token, chunkedgraph, L2 cache, segmentation; one line naming what is missing), a seeded sample of N neurons
+(N larger than the table is an error), their change logs, decision tasks; 5. the store is opened, finished
+tasks are skipped; 6. the rest are prepared by Ray tasks ahead of the workers, pipelined with the dispatch
+(orchestrator.prep: geometry from pcg_skel crops around each interface, or a named skeleton layer; features;
+views): a task whose fragment has no geometry is left undecided, its reason in run.json, for `resume`; a
+task whose features or views fail is stored as an error verdict with its reason; vLLM's /metrics is scraped
+(start, every `scrape_interval_s`, end) while Ray dispatches; every verdict is stored as it arrives and
+recorded in the driver's Prometheus registry;
 7. the scraped window and cost.json (telemetry.cost) are written.
 
 Ctrl-C (or SIGTERM) during dispatch stops it cleanly: the verdicts in hand are stored, the window and cost
@@ -37,8 +40,8 @@ from proofpilot.agent.schema import PROMPT_VERSION
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.vocab import AGENTS
 from proofpilot.datastack.client import add_request_observer, remove_request_observer
+from proofpilot.datastack.launch import LaunchReport, check_datastack
 from proofpilot.datastack.records import DataPin
-from proofpilot.datastack.skeletons import skeleton_layer_url
 from proofpilot.datastack.source import DataSource
 from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, DEFAULT_OUTAGE_WAIT_S
 from proofpilot.orchestrator.prep import PrepOptions
@@ -48,7 +51,7 @@ from proofpilot.orchestrator.stats import DecisionStatLogger
 from proofpilot.orchestrator.store import RunStore, StoreFullError, read_verdicts, write_json_lines
 from proofpilot.pilot import inputs
 from proofpilot.pilot.recover import TASKS_NAME, check_manifest
-from proofpilot.pilot.serve import EMBEDDED_TOKEN, is_embedded, served
+from proofpilot.pilot.serve import geometry_invalidation_nm, served, with_embedded_defaults
 from proofpilot.pilot.session import PilotSession, SessionOutcome, SessionSpec
 from proofpilot.tasks.prepare import probe_source
 from proofpilot.tasks.records import DecisionTask
@@ -159,6 +162,7 @@ class PilotResult:
     n_neurons: int = 0  # sampled neurons
     neurons_without_log: int = 0  # of them, those whose change log could not be read when the run started
     embedded_server_url: str | None = None  # the embedded CAVE server started for this session, if any
+    tasks_without_geometry: int = 0  # tasks of this session left undecided: a fragment's geometry failed
 
     @property
     def complete(self) -> bool:
@@ -221,19 +225,29 @@ def _resume_tasks(run_dir: Path, tasks: list[DecisionTask]) -> list[DecisionTask
     return [t for t in tasks if t.task_id in stored]
 
 
-def _prepare(config: PilotConfig, source: DataSource, pinned: DataPin | None):
-    """Sample and ingest the neurons, build the tasks; (sample, tasks, skeleton layer URL)."""
+@dataclass(frozen=True)
+class _Prepared:
+    sample: inputs.PilotSample
+    tasks: list[DecisionTask]
+    geometry: object  # a skeleton layer URL or a PcgSkeletons (inputs.geometry_source)
+    checks: LaunchReport
 
-    if is_embedded(source.datastack):  # synthetic data: no response cache, never a user's real token
-        source = replace(source, auth_token=source.auth_token or EMBEDDED_TOKEN, use_cache=False,
-                         write_server_cache=False)  # fmt: skip
+
+def _prepare(config: PilotConfig, source: DataSource, pinned: DataPin | None) -> _Prepared:
+    """Check the datastack (launch checks, before any data is fetched), sample and ingest the neurons, build
+    the tasks and name their geometry source."""
+
+    source = with_embedded_defaults(source)  # synthetic data: no response cache, never a user's real token
+    checks = check_datastack(source.client_settings())
     if pinned:
         source = replace(source, version=pinned.materialization_version, timestamp=None)
     sample = inputs.ingest_sample(source, config.neurons, config.seed, config.progress)
     tasks = inputs.build_tasks(sample, source, config.seed, config.max_ops_per_neuron)
     if config.resume:
         tasks = _resume_tasks(config.run_dir, tasks)
-    return sample, tasks, skeleton_layer_url(config.datastack, source.server_address, config.skeleton_layer)
+    invalidation = geometry_invalidation_nm(config.datastack)
+    geometry = inputs.geometry_source(source, config.skeleton_layer, invalidation)
+    return _Prepared(sample, tasks, geometry, checks)
 
 
 def _session_spec(config: PilotConfig) -> SessionSpec:
@@ -269,8 +283,10 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
         add_request_observer(logger.record_cave_request)  # every CAVE call of the ingestion, by route/status
         stack.callback(remove_request_observer, logger.record_cave_request)
         source = stack.enter_context(served(config.source))
-        sample, tasks, layer_url = _prepare(config, source, pinned)
+        prepared = _prepare(config, source, pinned)
+        sample, tasks = prepared.sample, prepared.tasks
         store = stack.enter_context(RunStore.open(config.run_dir, identity, config.resume))
+        store.update_manifest(datastack_checks=prepared.checks.to_dict())
         if store.session == 1:
             write_json_lines(config.run_dir / TASKS_NAME, (inputs.task_row(t) for t in tasks))
             inputs.write_ingest(sample, config.run_dir / "ingest")
@@ -283,14 +299,20 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
         todo = [t for t in tasks if t.task_id not in store.done_task_ids]
         log.info("%d tasks, %d already stored, %d to decide", len(tasks), len(tasks) - len(todo), len(todo))
         outcome = NOTHING_TO_DO
+        without_geometry: dict[str, str] = {}
         try:
             if todo:
-                probe_source(layer_url, todo[0])  # an unreachable layer: one line, not N error verdicts
-                session = PilotSession(store, logger, todo, config.agent, skeletons=layer_url)
-                outcome = session.run(
-                    _session_spec(config),
-                    lambda: inputs.edits_projection(sample, config.datastack, config.seed),
-                )
+                if isinstance(prepared.geometry, str):  # an unreachable layer: one line, not N undecided
+                    probe_source(prepared.geometry, todo[0])
+                session = PilotSession(store, logger, todo, config.agent, skeletons=prepared.geometry)
+                try:
+                    outcome = session.run(
+                        _session_spec(config),
+                        lambda: inputs.edits_projection(sample, config.datastack, config.seed),
+                    )
+                finally:
+                    without_geometry = session.without_geometry
+                    store.update_manifest(session={"tasks_without_geometry": without_geometry})
         except StoreFullError:
             raise  # the manifest cannot be written either
         except BaseException:
@@ -311,6 +333,7 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
             n_neurons=len(sample.root_ids),
             neurons_without_log=len(read_run(config.run_dir).neurons_without_log),
             embedded_server_url=source.server_address if source is not config.source else None,
+            tasks_without_geometry=len(without_geometry),
         )  # fmt: skip
         store.update_manifest(session={
             "ended": result.ended, "stored": store.n_appended, "llm_errors": store.n_llm_errors,

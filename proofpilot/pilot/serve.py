@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from proofpilot.core.errors import ConfigError
+from proofpilot.datastack.embedded import l2
 from proofpilot.datastack.embedded.profiles import PROFILES, get_profile
 from proofpilot.datastack.embedded.server import start_server
+from proofpilot.datastack.geometry import PCG_INVALIDATION_NM
 from proofpilot.datastack.source import DataSource
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,21 @@ def is_embedded(datastack: str) -> bool:
     return datastack in PROFILES
 
 
+def with_embedded_defaults(source: DataSource) -> DataSource:
+    """An embedded profile's source as it is read: no response cache, never a user's real token."""
+    if not is_embedded(source.datastack):
+        return source
+    return replace(
+        source, auth_token=source.auth_token or EMBEDDED_TOKEN, use_cache=False, write_server_cache=False
+    )
+
+
+def geometry_invalidation_nm(datastack: str) -> float:
+    """pcg_skel's TEASAR invalidation distance for a datastack: near its L2 nodes' spacing (the embedded
+    ones are cut every `L2_SPAN_NM` of cable; real ones are chunk-sized, pcg_skel's default)."""
+    return l2.L2_SPAN_NM if is_embedded(datastack) else PCG_INVALIDATION_NM
+
+
 @contextlib.contextmanager
 def served(source: DataSource, *, require_embedded: bool = False) -> Iterator[DataSource]:
     """The source to read for the block (see the module docstring).
@@ -35,7 +52,6 @@ def served(source: DataSource, *, require_embedded: bool = False) -> Iterator[Da
     `require_embedded`: the source must name an embedded profile (ConfigError naming the profiles) and must
     not name a server."""
     if require_embedded:
-
         get_profile(source.datastack)  # ConfigError naming the profiles
         if source.server_address:
             raise ConfigError(

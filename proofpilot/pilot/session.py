@@ -142,8 +142,9 @@ def baseline_payload(prepared: PreparedTask) -> DecisionTask:
 class PilotSession:
     """The driver side of one session: every batch of verdicts is stored (fsync) and recorded.
 
-    With `skeletons` (a layer URL or a SkeletonSource) the tasks come without features and are prepared by
-    Ray tasks during the dispatch (orchestrator.prep); without, they must carry their features."""
+    With `skeletons` (a layer URL, a PcgSkeletons or another SkeletonSource) the tasks come without features
+    and are prepared by Ray tasks during the dispatch (orchestrator.prep; those whose fragment has no geometry
+    end in `without_geometry`, undecided); without, they must carry their features."""
 
     def __init__(
         self,
@@ -155,6 +156,7 @@ class PilotSession:
     ):
         self.store, self.logger, self.agent = store, logger, agent
         self.skeletons = skeletons
+        self.without_geometry: dict[str, str] = {}  # after `run`: tasks left undecided, and why
         self.tasks = {t.task_id: t for t in tasks}
         self.verdicts: list[Verdict] = []
         self.outcomes: Counter[str] = Counter()
@@ -218,6 +220,8 @@ class PilotSession:
                     )  # fmt: skip
                 finally:
                     stop_workers(slots)
+                    if feed is not None:
+                        self.without_geometry = dict(feed.without_geometry)
         finally:
             if scraper is not None:
                 try:

@@ -40,7 +40,10 @@ HTTPServer((last["--host"], int(last["--port"])), H).serve_forever()
 
 FAKE_PILOT = """#!{python}
 # stand-in for `proofpilot pilot`: records its arguments, then waits until Prometheus scrapes vLLM
+# (`proofpilot datastack check`, the launch check before vLLM starts, passes at once)
 import json, sys, time, urllib.request
+if sys.argv[1:3] == ["datastack", "check"]:
+    sys.exit(0)
 open({argv!r}, "w").write("\\n".join(sys.argv[1:]))
 for _ in range(100):
     try:
@@ -131,7 +134,7 @@ def test_run_pilot_starts_vllm_prometheus_and_pilot_then_stops_them(tmp_path):
 
 def test_run_pilot_fails_cleanly_when_vllm_dies(tmp_path):
     dead_vllm = _executable(tmp_path / "vllm", "#!/bin/sh\necho no GPU >&2\nexit 1\n")
-    env = dict(os.environ, VLLM_BIN=str(dead_vllm), PROMETHEUS_BIN="true", PROOFPILOT_BIN="false",
+    env = dict(os.environ, VLLM_BIN=str(dead_vllm), PROMETHEUS_BIN="true", PROOFPILOT_BIN="true",
                VLLM_PORT=str(free_port()))  # fmt: skip
     out = subprocess.run([GPU_NODE / "run_pilot.sh", tmp_path / "run"], env=env, capture_output=True,
                          text=True, timeout=60)  # fmt: skip
@@ -142,3 +145,23 @@ def test_run_pilot_fails_cleanly_when_vllm_dies(tmp_path):
 def test_run_pilot_needs_a_run_dir():
     out = subprocess.run([GPU_NODE / "run_pilot.sh"], capture_output=True, text=True)
     assert out.returncode != 0 and "usage" in out.stderr
+
+
+def test_a_failed_datastack_check_stops_run_pilot_before_vllm_starts(tmp_path):
+    """The real `proofpilot datastack check` against an embedded server without an L2 cache: one line naming
+    it, exit 1, and vLLM is never started."""
+    from proofpilot.datastack.embedded.faults import FaultConfig
+    from proofpilot.datastack.embedded.server import start_server
+
+    started = tmp_path / "vllm-started"
+    vllm = _executable(tmp_path / "vllm", f"#!/bin/sh\ntouch {started}\nsleep 30\n")
+    with start_server("minnie65_synthetic", faults=FaultConfig(no_l2cache=True)) as server:
+        env = dict(os.environ, VLLM_BIN=str(vllm), PROMETHEUS_BIN="true", VLLM_PORT=str(free_port()),
+                   PROOFPILOT_BIN=str(ROOT / ".venv/bin/proofpilot"), DATASTACK="minnie65_synthetic",
+                   SERVER_ADDRESS=server.url)  # fmt: skip
+        out = subprocess.run([GPU_NODE / "run_pilot.sh", tmp_path / "run"], env=env, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 1
+    lines = [line for line in out.stderr.splitlines() if line.startswith("proofpilot:")]
+    assert len(lines) == 1 and "L2 cache for chunkedgraph table 'minnie65_synthetic'" in lines[0], out.stderr
+    assert "Traceback" not in out.stderr and not started.exists()

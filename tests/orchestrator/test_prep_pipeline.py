@@ -1,6 +1,7 @@
 """Task preparation on Ray (orchestrator.prep) pipelined with the dispatch: batches complete in any order,
-the prefetch stays bounded, a render or geometry failure is an error verdict with its reason, and an
-interrupted session's prepared-but-unsent tasks are neither lost nor decided twice on resume.
+the prefetch stays bounded, a render failure is an error verdict with its reason and a task without geometry
+is left undecided with its reason (never lost), and an interrupted session's prepared-but-unsent tasks are
+neither lost nor decided twice on resume.
 
 The agent is the rule-based baseline on Ray function workers (no LLM: the preparation is what is tested);
 skeletons come from tests/support/prep_sources.py, the views from the real renderer."""
@@ -89,21 +90,20 @@ def test_preparation_stays_within_the_prefetch_bound():
     assert feed.stats.max_ahead <= prefetch
 
 
-def test_render_and_geometry_failures_are_error_verdicts_with_a_reason(tmp_path):
+def test_a_render_failure_is_an_error_verdict_and_a_task_without_geometry_stays_undecided(tmp_path):
     tasks = make_tasks({11: 3, 22: 3}, west={"3:before_split"})
     tasks[0] = dataclasses.replace(tasks[0], candidate_root_id=999)  # a merge whose candidate has no skeleton
     source = LineSkeletons(missing={999})
     prep = PrepOptions(views=3, view_px=64, batch_size=2, prefetch=4, renderer=render_unless_west)
     logger = PrometheusDecisionLogger()
     with RunStore.open(tmp_path / "run", {"test": 1}, resume=False) as store:
-        outcome = PilotSession(store, logger, tasks, "baseline", skeletons=source).run(
-            SessionSpec(agent="baseline", progress=False, prep=prep)
-        )
+        session = PilotSession(store, logger, tasks, "baseline", skeletons=source)
+        outcome = session.run(SessionSpec(agent="baseline", progress=False, prep=prep))
     rows = {r["task_id"]: r for r in read_verdicts(tmp_path / "run")}
-    assert sorted(rows) == sorted(t.task_id for t in tasks) and outcome.completed == 6  # none lost
-    geometry, render = rows.pop(tasks[0].task_id), rows.pop("3:before_split")
-    assert geometry["outcome"] == "error" and geometry["error_reason"] == "geometry_failed"
-    assert "no geometry for root 999" in geometry["error_detail"]
+    # the task without geometry is not decided but named with its reason (a resume asks it again)
+    assert session.without_geometry == {tasks[0].task_id: "no skeleton in the test layer for root 999"}
+    assert sorted(rows) == sorted(t.task_id for t in tasks[1:]) and outcome.completed == 5
+    render = rows.pop("3:before_split")
     assert render["outcome"] == "error" and render["error_reason"] == "render_failed"
     assert "west of the origin" in render["error_detail"]
     assert all(r["valid"] and r["error_detail"] is None for r in rows.values())

@@ -6,24 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.eval_runs import hand_rows, make_run
+from support.eval_runs import ci_lows, hand_rows, make_run
 
 from proofpilot.cli.main import main
 
 FLY = "fafb_synthetic"  # heavy-tailed: at n = 4 bootstrap-t's lower end went to -11.9 edits per neuron
-
-
-def ci_lows(node, path=""):
-    """(path, lower end) of every `*_ci` pair in a summary."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key.endswith("_ci") and isinstance(value, list) and value and value[0] is not None:
-                yield f"{path}.{key}", value[0]
-            else:
-                yield from ci_lows(value, f"{path}.{key}")
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from ci_lows(value, f"{path}[{i}]")
 
 
 @pytest.fixture(scope="module")

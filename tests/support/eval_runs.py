@@ -187,6 +187,19 @@ def correct_rows(rows: list[Row]) -> list[Row]:
     ]  # fmt: skip
 
 
+def ci_lows(node, path=""):
+    """(path, lower end) of every `*_ci` pair in a summary."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.endswith("_ci") and isinstance(value, list) and value and value[0] is not None:
+                yield f"{path}.{key}", value[0]
+            else:
+                yield from ci_lows(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from ci_lows(value, f"{path}[{i}]")
+
+
 @functools.cache
 def edits_outputs() -> tuple[Path, Path]:
     """(mouse-like, fly-like) `edits` output folders from the real stage on the embedded datastack."""

@@ -22,7 +22,8 @@ def test_every_task_gets_a_result_in_order_with_the_stage_that_failed():
     ok, geometry, render, features = out
     assert ok.ok and len(ok.views) == 2 and ok.views[0].startswith(b"\x89PNG") and ok.task.features
     assert ok.seconds.geometry > 0 and ok.seconds.features > 0 and ok.seconds.render > 0
-    assert geometry.failed_stage == "geometry" and "no geometry for root 999" in geometry.reason
+    assert geometry.failed_stage == "geometry"
+    assert geometry.reason == "no skeleton in the test layer for root 999"
     assert geometry.seconds.features is None and geometry.seconds.render is None
     assert render.failed_stage == "render" and "west of the origin" in render.reason
     assert render.task.features  # its features were computed before the render failed
