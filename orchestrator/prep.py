@@ -20,7 +20,8 @@ workers send (the agent's request, images base64-encoded there, not in the drive
 Geometry: a precomputed layer URL (whole skeletons; each worker process keeps one skeleton cache per feed,
 keyed by the feed's id, so a neuron's skeletons are loaded once per worker), a `PcgSkeletons` (each task's
 fragments cropped to a box around its interface point, tasks sharing a point sharing the crops), or any
-picklable skeleton source.
+picklable skeleton source; or a function that makes one (called once per worker and feed: a `PcgSkeletons`
+holds a CAVE client, whose HTTP adapters do not survive pickling).
 """
 
 from __future__ import annotations
@@ -109,19 +110,24 @@ def error_verdict(task: DecisionTask, reason: str, detail: str, model: str = "")
 _CACHES: dict[str, Any] = {}  # per worker process: the geometry of the feed now running
 
 
-def _kept(key: str, make: Callable[[], Any]) -> Any:
+def _kept(key: str, name: str, make: Callable[[], Any]) -> Any:
     if key not in _CACHES:
         _CACHES.clear()  # one feed at a time per worker: an earlier session's skeletons are dropped
-        _CACHES[key] = make()
-    return _CACHES[key]
+        _CACHES[key] = {}
+    kept = _CACHES[key]
+    if name not in kept:
+        kept[name] = make()
+    return kept[name]
 
 
 def _prepare(key: str, source, tasks: Sequence[DecisionTask], options: PrepOptions) -> list[PreparedTask]:
     stages = (options.views, options.view_px, options.radius_nm, options.renderer)
+    if callable(source) and not hasattr(source, "get_many"):  # a factory: the source is built here, once
+        source = _kept(key, "source", source)
     if not isinstance(source, PcgSkeletons):
-        cache = _kept(key, lambda: SkeletonCache(source, max_items=4 * options.batch_size + 8))
+        cache = _kept(key, "cache", lambda: SkeletonCache(source, max_items=4 * options.batch_size + 8))
         return prepare_tasks(tasks, cache, *stages)
-    pcg = _kept(key, lambda: source)  # its whole-root builds kept for the feed's life in this worker
+    pcg = _kept(key, "pcg", lambda: source)  # its whole-root builds kept for the feed's life in this worker
     half = (DEFAULT_RADIUS_NM if options.radius_nm is None else options.radius_nm) + CROP_MARGIN_NM
     groups: dict[tuple[float, ...], list[DecisionTask]] = {}
     for task in tasks:
@@ -190,7 +196,7 @@ class PrepFeed:
     def __init__(
         self,
         tasks: Sequence[DecisionTask],
-        source: str | SkeletonSource,
+        source: str | SkeletonSource | Callable[[], str | SkeletonSource],
         to_payload: Callable[[PreparedTask], Any],
         options: PrepOptions | None = None,
         model: str = "",

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -230,6 +232,7 @@ class _Prepared:
     sample: inputs.PilotSample
     tasks: list[DecisionTask]
     geometry: object  # a skeleton layer URL or a PcgSkeletons (inputs.geometry_source)
+    make_geometry: Callable[[], object]  # the same, made where it is called (in each preparation worker)
     checks: LaunchReport
 
 
@@ -246,8 +249,8 @@ def _prepare(config: PilotConfig, source: DataSource, pinned: DataPin | None) ->
     if config.resume:
         tasks = _resume_tasks(config.run_dir, tasks)
     invalidation = geometry_invalidation_nm(config.datastack)
-    geometry = inputs.geometry_source(source, config.skeleton_layer, invalidation)
-    return _Prepared(sample, tasks, geometry, checks)
+    make_geometry = functools.partial(inputs.geometry_source, source, config.skeleton_layer, invalidation)
+    return _Prepared(sample, tasks, make_geometry(), make_geometry, checks)
 
 
 def _session_spec(config: PilotConfig) -> SessionSpec:
@@ -304,7 +307,8 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
             if todo:
                 if isinstance(prepared.geometry, str):  # an unreachable layer: one line, not N undecided
                     probe_source(prepared.geometry, todo[0])
-                session = PilotSession(store, logger, todo, config.agent, skeletons=prepared.geometry)
+                geometry = prepared.geometry if isinstance(prepared.geometry, str) else prepared.make_geometry
+                session = PilotSession(store, logger, todo, config.agent, skeletons=geometry)
                 try:
                     outcome = session.run(
                         _session_spec(config),
@@ -313,6 +317,8 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
                 finally:
                     without_geometry = session.without_geometry
                     store.update_manifest(session={"tasks_without_geometry": without_geometry})
+                if len(without_geometry) == len(todo):
+                    raise DataError(f"none of the {len(todo)} tasks has the geometry of its fragments")
         except StoreFullError:
             raise  # the manifest cannot be written either
         except BaseException:

@@ -152,7 +152,7 @@ class PilotSession:
         logger: DecisionStatLogger,
         tasks: Sequence[DecisionTask],
         agent: str,
-        skeletons: str | SkeletonSource | None = None,
+        skeletons: str | SkeletonSource | Callable[[], str | SkeletonSource] | None = None,
     ):
         self.store, self.logger, self.agent = store, logger, agent
         self.skeletons = skeletons

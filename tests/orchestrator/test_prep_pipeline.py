@@ -107,7 +107,7 @@ def test_a_render_failure_is_an_error_verdict_and_a_task_without_geometry_stays_
     assert render["outcome"] == "error" and render["error_reason"] == "render_failed"
     assert "west of the origin" in render["error_detail"]
     assert all(r["valid"] and r["error_detail"] is None for r in rows.values())
-    assert outcome.outcomes["error"] == 2
+    assert outcome.outcomes["error"] == 1
     text = logger.exposition().decode()
     count = {
         line.split('"')[1]: float(line.split()[-1])
