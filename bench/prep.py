@@ -2,7 +2,8 @@
 instant LLM endpoint fed by the Ray preparation.
 
 The embedded CAVE server runs in its own process (as a remote CAVE would); skeletons come from its
-precomputed layer over HTTP. Every mode prepares the same tasks the pilot's way (orchestrator.prep and
+precomputed layer over HTTP (`--geometry pcg`: pcg_skel crops around each interface from the L2 graph and
+L2 cache, the pilot's default). Every mode prepares the same tasks the pilot's way (orchestrator.prep and
 tasks.prepare: one skeleton load per batch of a neuron's tasks, features, `--views` rendered views of
 `--view-px` px, the agent's request with the images base64-encoded) from a cold skeleton cache:
 
@@ -103,6 +104,21 @@ class Meter:
         return None
 
 
+def _geometry(kind: str, profile: str, url: str):
+    """A layer URL, or a function making the pilot's PcgSkeletons (built in each process that prepares)."""
+    import functools
+
+    from proofpilot.datastack.skeletons import skeleton_layer_url
+    from proofpilot.datastack.source import DataSource
+    from proofpilot.pilot.inputs import geometry_source
+    from proofpilot.pilot.serve import geometry_invalidation_nm, with_embedded_defaults
+
+    if kind == "layer":
+        return skeleton_layer_url(profile, server_url=url)
+    source = with_embedded_defaults(DataSource(profile, server_address=url))
+    return functools.partial(geometry_source, source, None, geometry_invalidation_nm(profile))
+
+
 def build_tasks(url: str, profile: str, neurons: int, k: int, seed: int):
     from proofpilot.datastack.client import CaveConnection, ClientSettings
     from proofpilot.datastack.embedded.distractors import EmbeddedDistractors
@@ -198,11 +214,12 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2, help="serial and Ray runs each, alternating")
+    parser.add_argument("--geometry", choices=("layer", "pcg"), default="layer",
+                        help="the precomputed layer, or pcg_skel crops per interface (the pilot's default)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # cloud-files: nothing lost
 
-    from proofpilot.datastack.skeletons import skeleton_layer_url
     from proofpilot.orchestrator.prep import PrepOptions
     from proofpilot.orchestrator.ray_session import RayOptions, ray_session
 
@@ -215,7 +232,7 @@ def main() -> int:
     server.start()
     url = parent_conn.recv()
     try:
-        layer = skeleton_layer_url(args.profile, server_url=url)
+        layer = _geometry(args.geometry, args.profile, url)
         tasks = build_tasks(url, args.profile, args.neurons, args.k, args.seed)
         warm, timed = tasks[: 2 * args.batch_size], tasks
         serial(warm, layer, options, Meter(server.pid, False))  # imports and the first render
@@ -238,7 +255,8 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores, shared; load average {load_before[0]:.1f} before, "
           f"{load_after[0]:.1f} after (1 min)")  # fmt: skip
     print(f"{len(timed)} tasks of {args.neurons} neurons ({args.profile}, ≤ {args.k} ops each), batches of "
-          f"{args.batch_size}; {args.views} views of {args.view_px} px per task; cold skeleton caches; "
+          f"{args.batch_size}; {args.views} views of {args.view_px} px per task; geometry: {args.geometry}; "
+          f"cold skeleton caches; "
           f"{args.rounds} rounds per mode, alternating (median shown)")  # fmt: skip
     base, on_ray = _median(runs["serial"]), _median(runs["ray"])
     print(_row("serial, in the driver", base, None))
