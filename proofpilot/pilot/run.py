@@ -309,14 +309,12 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
                     probe_source(prepared.geometry, todo[0])
                 geometry = prepared.geometry if isinstance(prepared.geometry, str) else prepared.make_geometry
                 session = PilotSession(store, logger, todo, config.agent, skeletons=geometry)
-                try:
-                    outcome = session.run(
-                        _session_spec(config),
-                        lambda: inputs.edits_projection(sample, config.datastack, config.seed),
-                    )
-                finally:
-                    without_geometry = session.without_geometry
-                    store.update_manifest(session={"tasks_without_geometry": without_geometry})
+                outcome = session.run(
+                    _session_spec(config),
+                    lambda: inputs.edits_projection(sample, config.datastack, config.seed),
+                )
+                without_geometry = session.without_geometry  # known once prepared: written after dispatch
+                store.update_manifest(session={"tasks_without_geometry": without_geometry})
                 if len(without_geometry) == len(todo):
                     raise DataError(f"none of the {len(todo)} tasks has the geometry of its fragments")
         except StoreFullError:
