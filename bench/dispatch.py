@@ -37,7 +37,7 @@ from proofpilot.orchestrator.dispatch import (
     stop_workers,
 )
 from proofpilot.orchestrator.ray_session import RayOptions, ray_session
-from proofpilot.orchestrator.stats import NoOpDecisionLogger
+from proofpilot.orchestrator.stats import NoOpDecisionLogger, StageStats
 from proofpilot.orchestrator.store import RunStore
 from proofpilot.pilot.session import PilotSession
 from proofpilot.tasks.records import DecisionTask
@@ -92,7 +92,8 @@ def telemetry_cost_us(
     decisions_per_batch: float, endpoints: int = 1, n: int = 200_000
 ) -> tuple[float, float]:
     """(µs per record_decision, µs per decision of everything the driver records) on the Prometheus logger:
-    one record_decision per decision, one in-flight gauge update per endpoint per hand-over."""
+    one record_decision and one llm-stage record per decision, one in-flight gauge update per endpoint per
+    hand-over."""
     logger = PrometheusDecisionLogger()
     ops, outcomes = ("merge", "split"), ("correct", "incorrect")
     start = time.perf_counter()
@@ -101,12 +102,25 @@ def telemetry_cost_us(
             op=ops[i & 1], agent="llm", outcome=outcomes[(i >> 1) & 1], seconds=0.01 * (i % 97),
             prompt_tokens=120, completion_tokens=12, llm_calls=1,
         )  # fmt: skip
-    per_decision = (time.perf_counter() - start) / n
+    record_only = (time.perf_counter() - start) / n
+    start = time.perf_counter()
+    for i in range(n):
+        logger.record(StageStats(ops[i & 1], llm=0.01 * (i % 97)))
+    per_decision = record_only + (time.perf_counter() - start) / n
     start = time.perf_counter()
     for i in range(n):
         logger.set_inflight("http://127.0.0.1:8000/v1", i & 15)
     per_gauge = (time.perf_counter() - start) / n
-    return per_decision * 1e6, (per_decision + per_gauge * endpoints / decisions_per_batch) * 1e6
+    return record_only * 1e6, (per_decision + per_gauge * endpoints / decisions_per_batch) * 1e6
+
+
+def prep_record_us(n: int = 100_000) -> float:
+    """µs per task of recording its preparation stages (geometry, features, render) in the driver."""
+    logger = PrometheusDecisionLogger()
+    start = time.perf_counter()
+    for i in range(n):
+        logger.record(StageStats("merge", 0.001 * (i % 13), 0.0005, 0.02))
+    return (time.perf_counter() - start) / n * 1e6
 
 
 def _spread(values: list[float], scale: float = 1.0, fmt: str = ".0f") -> str:
@@ -162,7 +176,9 @@ def main() -> int:
     )
     print(
         f"telemetry per decision, measured on the logger: record_decision {record_us:.1f} µs; with the "
-        f"in-flight gauge per store write {driver_us:.1f} µs (target < {TARGET_TELEMETRY_US:.0f} µs)"
+        f"llm-stage record and the in-flight gauge per store write {driver_us:.1f} µs (target < "
+        f"{TARGET_TELEMETRY_US:.0f} µs); a prepared task's stage records (geometry, features, render) "
+        f"{prep_record_us():.1f} µs more"
     )
     on = statistics.median(rate["on"])
     rate_ok, telemetry_ok = on >= TARGET_RATE, driver_us < TARGET_TELEMETRY_US

@@ -19,6 +19,9 @@
   `max_task_failures` (orchestrator.outage.TaskStrikes; `DispatchStats.set_aside`).
 - Ctrl-C (SIGINT) or SIGTERM stop the loop between batches: nothing is submitted any more, pending calls are
   cancelled, and every verdict already handed over stays handed over. A second Ctrl-C aborts at once.
+- With a `feed` (orchestrator.prep.PrepFeed) the items are prepared by Ray tasks while the loop runs: the
+  loop tops the feed up (bounded prefetch), queues its payloads as they complete, in any order, and hands its
+  error verdicts (a task whose preparation failed) to `on_verdicts` like any decision.
 - Actors and remote functions are defined once, at module level (a class defined in a loop is re-exported
   per call, docs/serving.md "Actors defined once").
 """
@@ -86,6 +89,7 @@ class DispatchStats:
     unavailable: bool = False  # stopped because no endpoint answered for the outage wait
     set_aside: list[str] = field(default_factory=list)  # tasks that kept failing while others were decided
     dead_workers: int = 0
+    prep_failed: int = 0  # of `completed`: error verdicts of tasks whose preparation failed
     per_endpoint: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -167,10 +171,16 @@ class Dispatcher:
             self.logger.set_inflight(endpoint, n)
 
     def run(
-        self, items: Sequence[WorkItem], total: int | None = None, initial: int = 0, progress: bool = True
+        self,
+        items: Sequence[WorkItem],
+        total: int | None = None,
+        initial: int = 0,
+        progress: bool = True,
+        feed: Any = None,
     ) -> DispatchStats:
-        """Dispatch every item; returns when all are decided, or early: on a stop request (interrupted=True)
-        or when no endpoint answered for the outage wait (unavailable=True)."""
+        """Dispatch every item (and every task of `feed`, a PrepFeed, as it is prepared); returns when all
+        are decided, or early: on a stop request (interrupted=True) or when no endpoint answered for the
+        outage wait (unavailable=True)."""
         stats = DispatchStats()
         strikes = TaskStrikes(self.max_task_failures)
         queue: deque[tuple[WorkItem, int]] = deque((item, 1) for item in items)
@@ -187,7 +197,7 @@ class Dispatcher:
         started = time.perf_counter()
         with self.stop:
             try:
-                while queue or pending:
+                while queue or pending or (feed is not None and not feed.exhausted):
                     if self.stop.requested:
                         stats.interrupted = True
                         break
@@ -196,14 +206,16 @@ class Dispatcher:
                         log.warning("no LLM endpoint answered for %.0f s: stopping the session",
                                     self.health.outage_wait_s)  # fmt: skip
                         break
+                    if feed is not None:
+                        bar.update(self._take_prepared(feed, queue, stats))
                     self._submit(queue, pending, stats)
-                    if not pending:  # no live worker, or each live one's endpoint is down
+                    if not pending and queue:  # no live worker, or each live one's endpoint is down
                         live = {slot.endpoint for slot in self.slots if slot.alive}
                         if not live:
                             raise DataError("every Ray worker has died; the verdicts so far are stored")
                         self.health.wait(WAIT_SLICE_S, live)  # until one answers again (or a stop check)
                         continue
-                    done, failed = self._collect(pending, queue, stats)
+                    done, failed = self._collect(pending, queue, stats, feed.refs if feed else ())
                     if failed:
                         self.on_failures([(item, verdict) for (item, _), verdict in failed])
                         stats.transport_failures += len(failed)
@@ -220,6 +232,8 @@ class Dispatcher:
                         bar.update(len(done))
                     self._report_inflight()
             finally:
+                if feed is not None:
+                    feed.cancel()
                 self.health.close()
                 stats.seconds = time.perf_counter() - started
                 if pending:
@@ -231,6 +245,20 @@ class Dispatcher:
                     self._report_inflight()
                 bar.close()
         return stats
+
+    def _take_prepared(self, feed, queue, stats: DispatchStats) -> int:
+        """Queue the feed's finished payloads, hand over its error verdicts, top it up; the decisions made."""
+        prepared, failed, stages = feed.collect()
+        queue.extend((WorkItem(task_id, payload), 1) for task_id, payload in prepared)
+        for record in stages:
+            self.logger.record(record)
+        if failed:
+            self.on_verdicts([(WorkItem(task_id, None), verdict) for task_id, verdict in failed])
+            stats.completed += len(failed)
+            stats.prep_failed += len(failed)
+            stats.batches += 1
+        feed.top_up(len(queue))
+        return len(failed)
 
     def _submit(self, queue, pending, stats: DispatchStats) -> None:
         """Fill free slots: the least-loaded worker gets a micro-batch of up to `max_batch` items (as many as
@@ -248,11 +276,17 @@ class Dispatcher:
             stats.submitted += size
             stats.calls += 1
 
-    def _collect(self, pending, queue, stats: DispatchStats):
+    def _collect(self, pending, queue, stats: DispatchStats, also: Sequence[Any] = ()):
         """(decisions, transport failures) of the calls that finished: [(item, verdict)], [((item, attempt),
-        verdict)]; an endpoint that failed is reported to `health` after its decisions of the same batch."""
+        verdict)]; an endpoint that failed is reported to `health` after its decisions of the same batch.
+        The wait also wakes for the refs in `also` (preparation), which are left for their owner."""
         refs = list(pending)
-        ready, rest = ray.wait(refs, num_returns=1, timeout=WAIT_SLICE_S)
+        if not refs and not also:
+            return [], []
+        ready, rest = ray.wait([*refs, *also], num_returns=1, timeout=WAIT_SLICE_S)
+        if also:
+            ready = [ref for ref in ready if ref in pending]
+            rest = [ref for ref in refs if ref not in ready]
         if not ready:
             return [], []
         if rest:

@@ -129,6 +129,7 @@ class StoredVerdict:
     server_prefill_s: float | None = None
     server_decode_s: float | None = None
     server_ttft_s: float | None = None
+    error_detail: str | None = None  # a failed preparation's one-line cause (error_reason <stage>_failed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

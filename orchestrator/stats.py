@@ -9,6 +9,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+STAGES = ("geometry", "features", "render", "llm")
+
+
+@dataclass(frozen=True)
+class StageStats:
+    """Seconds one task spent in the stages it went through (None: not run for it). geometry, features and
+    render are its preparation (a Ray task; geometry is its share of its batch's skeleton load); llm is the
+    client's end-to-end time of its decision."""
+
+    op: str
+    geometry: float | None = None
+    features: float | None = None
+    render: float | None = None
+    llm: float | None = None
+
+    def observed(self) -> Iterator[tuple[str, float]]:
+        """(stage, seconds) of every stage the task went through."""
+        for stage in STAGES:
+            seconds = getattr(self, stage)
+            if seconds is not None:
+                yield stage, seconds
+
 
 @dataclass(frozen=True)
 class ServerTimingStats:
@@ -57,6 +79,9 @@ class DecisionStatLogger(ABC):
         llm_calls: int = 0,
     ) -> None:
         """One finished decision: client end-to-end seconds, `usage` tokens summed over its LLM calls."""
+
+    def record(self, stats: StageStats) -> None:  # noqa: B027 - optional hook, no-op by default
+        """A typed stats record of one task (the time it spent per stage)."""
 
     @abstractmethod
     def record_llm_error(self, reason: str) -> None:

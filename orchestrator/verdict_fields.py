@@ -33,6 +33,7 @@ VERDICT_FIELDS: dict[str, tuple[str, bool]] = {
     "endpoint": (_STR, True),
     "model": (_STR, True),
     "prompt_version": (_STR, True),
+    "error_detail": (_STR, True),
 }
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from proofpilot.core.errors import DataError
@@ -162,3 +163,100 @@ def task_views(
         DEFAULT_RADIUS_NM if radius_nm is None else radius_nm,
         size_px,
     )
+
+
+def probe_source(source: str | SkeletonSource, task: DecisionTask) -> None:
+    """Load one task's skeletons in this process: an unreachable layer is a one-line DataError here, before
+    any task is sent, not an error verdict on every task."""
+    SkeletonCache(source).get_many(task_roots(task))
+
+
+# -- one batch of tasks, stage by stage (in the pilot's Ray tasks; bench/prep.py also runs it serially) --
+PREP_STAGES = ("geometry", "features", "render")
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepSeconds:
+    """Seconds one task spent in each preparation stage (None: the stage was not reached, or no views were
+    asked for); `geometry` is its share of its batch's skeleton load (load time over the batch's tasks)."""
+
+    geometry: float | None = None
+    features: float | None = None
+    render: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedTask:
+    """A task with its features and views, or the stage that failed and why (`failed_stage` set)."""
+
+    task: DecisionTask
+    views: tuple[bytes, ...] = ()
+    seconds: PrepSeconds = PrepSeconds()
+    failed_stage: str | None = None  # one of PREP_STAGES
+    reason: str | None = None  # one line
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_stage is None
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
+
+
+def prepare_tasks(
+    tasks: Sequence[DecisionTask],
+    skeletons: SkeletonCache,
+    views: int = 0,
+    view_px: int = 256,
+    radius_nm: float | None = None,
+    renderer: Callable[..., Sequence[bytes]] | None = None,
+) -> list[PreparedTask]:
+    """Every task of the batch prepared (features, then `views` rendered views of `view_px` px), in order:
+    one skeleton load for the whole batch, then per task; a stage that raises, or a root without a skeleton,
+    makes that task a failed one with its reason (never an exception, never a task left out).
+
+    `renderer(fragments, point_nm, radius_nm, size_px)` draws the views (default `views.render_views`)."""
+    radius = DEFAULT_RADIUS_NM if radius_nm is None else radius_nm
+    if not tasks:
+        return []
+    started = time.perf_counter()
+    try:
+        loaded = skeletons.get_many(r for t in tasks for r in task_roots(t))
+    except Exception as exc:  # the source failed for the whole batch
+        share = (time.perf_counter() - started) / len(tasks)
+        why = _one_line(exc)
+        return [PreparedTask(t, (), PrepSeconds(share), "geometry", why) for t in tasks]
+    share = (time.perf_counter() - started) / len(tasks)
+    draw = renderer or render_views
+    return [_prepare_one(t, loaded, skeletons.failures, share, (views, view_px, draw), radius) for t in tasks]
+
+
+def _prepare_one(task, loaded, failures, geometry_s, render, radius) -> PreparedTask:
+    lacking = [r for r in task_roots(task) if r not in loaded]
+    if lacking:
+        why = failures.get(lacking[0], NO_SKELETON)
+        return PreparedTask(task, seconds=PrepSeconds(geometry_s), failed_stage="geometry", reason=why)
+    fragments = [loaded[r] for r in task_roots(task)]
+    started = time.perf_counter()
+    try:
+        if task.candidate_root_id is None:
+            feats = split_features(fragments[0], task.interface_nm, radius)
+        else:
+            feats = merge_features(fragments[0], fragments[1], task.interface_nm, radius)
+    except Exception as exc:
+        seconds = PrepSeconds(geometry_s, time.perf_counter() - started)
+        return PreparedTask(task, seconds=seconds, failed_stage="features", reason=_one_line(exc))
+    features_s = time.perf_counter() - started
+    task = dataclasses.replace(task, features=feats)
+    views, view_px, draw = render
+    if views <= 0:
+        return PreparedTask(task, seconds=PrepSeconds(geometry_s, features_s))
+    started = time.perf_counter()
+    try:
+        images = tuple(draw(fragments, task.interface_nm, radius, view_px)[:views])
+    except Exception as exc:
+        seconds = PrepSeconds(geometry_s, features_s, time.perf_counter() - started)
+        return PreparedTask(task, seconds=seconds, failed_stage="render", reason=_one_line(exc))
+    return PreparedTask(task, images, PrepSeconds(geometry_s, features_s, time.perf_counter() - started))

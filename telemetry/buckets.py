@@ -15,6 +15,12 @@ DECISION_SECONDS_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 """Buckets of `proofpilot_decision_seconds` (client end-to-end time of one decision). +Inf is implicit."""
 
+STAGE_SECONDS_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+"""Buckets of `proofpilot_stage_seconds` (one task's time in one stage: a feature computation takes ~1 ms, a
+skeleton load or a 512 px render tens of ms, an LLM decision up to a minute)."""
+
 
 def check_buckets(buckets: tuple[float, ...]) -> tuple[float, ...]:
     """Return `buckets` if strictly increasing and positive, else raise ValueError."""

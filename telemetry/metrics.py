@@ -22,13 +22,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from proofpilot.core.vocab import AGENTS
 from proofpilot.core.vocab import OP_KINDS as OPS
 from proofpilot.orchestrator.stats import (
+    STAGES,
     BusyStats,
     DecisionStatLogger,
     NoOpDecisionLogger,
     RunInfoStats,
     ServerTimingStats,
+    StageStats,
 )
-from proofpilot.telemetry.buckets import DECISION_SECONDS_BUCKETS, check_buckets
+from proofpilot.telemetry.buckets import DECISION_SECONDS_BUCKETS, STAGE_SECONDS_BUCKETS, check_buckets
 from proofpilot.telemetry.capacity_metrics import CapacityMetrics
 from proofpilot.telemetry.exporter import ExporterHandle, serve_registry
 
@@ -134,6 +136,15 @@ class PrometheusDecisionLogger(DecisionStatLogger):
         )
         # busy node-seconds, server timings, CAVE latency, run info (telemetry/capacity_metrics.py)
         self.capacity = CapacityMetrics(reg, self._op, self._endpoint, self._cave_endpoint, self._status)
+        self.stage_seconds = Histogram(
+            "proofpilot_stage_seconds",
+            "Seconds one task spent in one stage: geometry (its share of its batch's skeleton load), "
+            "features and render (task preparation, Ray tasks), llm (client end-to-end time of a decision).",
+            ["stage"],
+            buckets=check_buckets(STAGE_SECONDS_BUCKETS),
+            registry=reg,
+        )
+        self._stage_children = {stage: self.stage_seconds.labels(stage) for stage in STAGES}
 
     def record_decision(
         self, *, op, agent, outcome, seconds, prompt_tokens=0, completion_tokens=0, llm_calls=0
@@ -148,6 +159,10 @@ class PrometheusDecisionLogger(DecisionStatLogger):
             self.tokens.labels(op_l, "completion").inc(completion_tokens)
         if llm_calls:
             self.llm_calls.labels(op_l).inc(llm_calls)
+
+    def record(self, stats: StageStats) -> None:
+        for stage, seconds in stats.observed():
+            self._stage_children[stage].observe(seconds)
 
     def record_llm_error(self, reason: str) -> None:
         self.llm_errors.labels(self._reason(reason)).inc()

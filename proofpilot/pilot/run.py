@@ -7,10 +7,12 @@ the model; 3. the metrics exporter on 127.0.0.1:P; 4. the datastack (an embedded
 in-process when no address is given for an embedded profile) and its launch checks (datastack.launch:
 token, chunkedgraph, L2 cache, segmentation; one line naming what is missing), a seeded sample of N neurons
 (N larger than the table is an error), their change logs, decision tasks; 5. the store is opened, finished
-tasks are skipped, features are computed for the rest (geometry: pcg_skel crops around each interface, or a
-named skeleton layer; a task whose fragment has none is left undecided, its reason in run.json, for
-`resume`); 6. vLLM's /metrics is scraped (start, every `scrape_interval_s`, end) while Ray
-dispatches; every verdict is stored as it arrives and recorded in the driver's Prometheus registry;
+tasks are skipped; 6. the rest are prepared by Ray tasks ahead of the workers, pipelined with the dispatch
+(orchestrator.prep: geometry from pcg_skel crops around each interface, or a named skeleton layer; features;
+views): a task whose fragment has no geometry is left undecided, its reason in run.json, for `resume`; a
+task whose features or views fail is stored as an error verdict with its reason; vLLM's /metrics is scraped
+(start, every `scrape_interval_s`, end) while Ray dispatches; every verdict is stored as it arrives and
+recorded in the driver's Prometheus registry;
 7. the scraped window and cost.json (telemetry.cost) are written.
 
 Ctrl-C (or SIGTERM) during dispatch stops it cleanly: the verdicts in hand are stored, the window and cost
@@ -27,8 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +48,7 @@ from proofpilot.datastack.records import DataPin
 from proofpilot.datastack.session import add_timed_request_observer, remove_timed_request_observer
 from proofpilot.datastack.source import DataSource
 from proofpilot.orchestrator.outage import DEFAULT_MAX_TASK_FAILURES, DEFAULT_OUTAGE_WAIT_S
+from proofpilot.orchestrator.prep import PrepOptions
 from proofpilot.orchestrator.ray_session import RayOptions, check_ray_address
 from proofpilot.orchestrator.run_records import read_run
 from proofpilot.orchestrator.stats import DecisionStatLogger
@@ -52,6 +57,7 @@ from proofpilot.pilot import inputs
 from proofpilot.pilot.recover import TASKS_NAME, check_manifest
 from proofpilot.pilot.serve import geometry_invalidation_nm, served, with_embedded_defaults
 from proofpilot.pilot.session import PilotSession, SessionOutcome, SessionSpec
+from proofpilot.tasks.prepare import probe_source
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT, make_decision_logger
 from proofpilot.telemetry.projection import DEFAULT_USD_PER_GPU_HOUR
@@ -231,6 +237,7 @@ class _Prepared:
     sample: inputs.PilotSample
     tasks: list[DecisionTask]
     geometry: object  # a skeleton layer URL or a PcgSkeletons (inputs.geometry_source)
+    make_geometry: Callable[[], object]  # the same, made where it is called (in each preparation worker)
     checks: LaunchReport
 
 
@@ -248,8 +255,8 @@ def _prepare(config: PilotConfig, source: DataSource, pinned: DataPin | None) ->
     if config.resume:
         tasks = _resume_tasks(config.run_dir, tasks)
     invalidation = geometry_invalidation_nm(config.datastack)
-    geometry = inputs.geometry_source(source, config.skeleton_layer, invalidation)
-    return _Prepared(sample, tasks, geometry, checks)
+    make_geometry = functools.partial(inputs.geometry_source, source, config.skeleton_layer, invalidation)
+    return _Prepared(sample, tasks, make_geometry(), make_geometry, checks)
 
 
 def _session_spec(config: PilotConfig) -> SessionSpec:
@@ -261,6 +268,7 @@ def _session_spec(config: PilotConfig) -> SessionSpec:
         progress=config.progress, outage_wait_s=config.outage_wait_s,
         usd_per_gpu_hour=config.usd_per_gpu_hour, max_task_failures=config.max_task_failures,
         served_on=config.served_on,
+        prep=PrepOptions(prefetch=max(PrepOptions.prefetch, 2 * config.concurrency * len(config.llm_urls))),
     )  # fmt: skip
 
 
@@ -306,14 +314,18 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
         without_geometry: dict[str, str] = {}
         try:
             if todo:
-                featured = inputs.with_features(todo, prepared.geometry)  # type: ignore[arg-type]
-                without_geometry = featured.without_geometry
-                store.update_manifest(session={"tasks_without_geometry": without_geometry})
-                session = PilotSession(store, logger, featured.tasks, config.agent)
+                if isinstance(prepared.geometry, str):  # an unreachable layer: one line, not N undecided
+                    probe_source(prepared.geometry, todo[0])
+                geometry = prepared.geometry if isinstance(prepared.geometry, str) else prepared.make_geometry
+                session = PilotSession(store, logger, todo, config.agent, skeletons=geometry)
                 outcome = session.run(
                     _session_spec(config),
                     lambda: inputs.edits_projection(sample, config.datastack, config.seed),
                 )
+                without_geometry = session.without_geometry  # known once prepared: written after dispatch
+                store.update_manifest(session={"tasks_without_geometry": without_geometry})
+                if len(without_geometry) == len(todo):
+                    raise DataError(f"none of the {len(todo)} tasks has the geometry of its fragments")
         except StoreFullError:
             raise  # the manifest cannot be written either
         except BaseException:

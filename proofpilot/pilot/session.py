@@ -42,10 +42,18 @@ from proofpilot.orchestrator.outage import (
     EndpointHealth,
     models_probe,
 )
+from proofpilot.orchestrator.prep import PREP_REASONS, PrepFeed, PrepOptions
 from proofpilot.orchestrator.ray_session import RayOptions, ray_session
 from proofpilot.orchestrator.run_records import StoredVerdict, read_verdict_rows
-from proofpilot.orchestrator.stats import BusyStats, DecisionStatLogger, RunInfoStats, ServerTimingStats
+from proofpilot.orchestrator.stats import (
+    BusyStats,
+    DecisionStatLogger,
+    RunInfoStats,
+    ServerTimingStats,
+    StageStats,
+)
 from proofpilot.orchestrator.store import RunStore
+from proofpilot.tasks.prepare import PreparedTask, SkeletonSource
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.busy import BusyTracker
 from proofpilot.telemetry.cost import DecisionUsage, build_cost_report, live_cost_updater, write_cost_json
@@ -114,6 +122,7 @@ class SessionSpec:
     usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR
     max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # a task failing on its own is set aside after this
     served_on: str = "auto"  # cpu | gpu | auto: what served the run (telemetry/served.py)
+    prep: PrepOptions = dataclasses.field(default_factory=PrepOptions)  # views, batches, prefetch
 
 
 @dataclass(frozen=True)
@@ -131,13 +140,34 @@ class SessionOutcome:
     set_aside: tuple[str, ...] = ()  # tasks that kept failing in transport while others were decided
 
 
+def llm_payload(prepared: PreparedTask):
+    """The agent's request for a prepared task (built in the preparation's Ray task, images included)."""
+    task = prepared.task
+    return build_request(task.task_id, task.op_kind, task.features, images=prepared.views)
+
+
+def baseline_payload(prepared: PreparedTask) -> DecisionTask:
+    return prepared.task
+
+
 class PilotSession:
-    """The driver side of one session: every batch of verdicts is stored (fsync) and recorded."""
+    """The driver side of one session: every batch of verdicts is stored (fsync) and recorded.
+
+    With `skeletons` (a layer URL, a PcgSkeletons or another SkeletonSource) the tasks come without features
+    and are prepared by Ray tasks during the dispatch (orchestrator.prep; those whose fragment has no geometry
+    end in `without_geometry`, undecided); without, they must carry their features."""
 
     def __init__(
-        self, store: RunStore, logger: DecisionStatLogger, tasks: Sequence[DecisionTask], agent: str
+        self,
+        store: RunStore,
+        logger: DecisionStatLogger,
+        tasks: Sequence[DecisionTask],
+        agent: str,
+        skeletons: str | SkeletonSource | Callable[[], str | SkeletonSource] | None = None,
     ):
         self.store, self.logger, self.agent = store, logger, agent
+        self.skeletons = skeletons
+        self.without_geometry: dict[str, str] = {}  # after `run`: tasks left undecided, and why
         self.tasks = {t.task_id: t for t in tasks}
         self.verdicts: list[Verdict] = []
         self.outcomes: Counter[str] = Counter()
@@ -154,7 +184,9 @@ class PilotSession:
                 prompt_tokens=verdict.prompt_tokens, completion_tokens=verdict.completion_tokens,
                 llm_calls=verdict.answers,
             )  # fmt: skip
-            if not verdict.valid and verdict.error_reason:
+            if verdict.attempts:
+                self.logger.record(StageStats(task.op_kind, llm=verdict.latency_s))
+            if not verdict.valid and verdict.error_reason and verdict.error_reason not in PREP_REASONS:
                 self.logger.record_llm_error(verdict.error_reason)
             self._record_serving(task.op_kind, verdict)
         self.store.append(records)  # durable before the next batch is taken
@@ -198,7 +230,10 @@ class PilotSession:
         try:
             with ray_session(spec.ray):
                 slots, items = self._workers(spec)
+                feed = self._feed(spec)
                 try:
+                    if feed is not None:
+                        feed.prime()  # the preparation's start-up stays out of the scraped window
                     if spec.agent == "llm":
                         scraper = self._start_scraper(spec)
                     before = len(self.store)
@@ -207,10 +242,13 @@ class PilotSession:
                         health=self._health(spec), max_task_failures=spec.max_task_failures,
                     )  # fmt: skip
                     stats = dispatcher.run(
-                        items, total=before + len(items), initial=before, progress=spec.progress
-                    )
+                        items, total=before + len(self.tasks), initial=before, progress=spec.progress,
+                        feed=feed,
+                    )  # fmt: skip
                 finally:
                     stop_workers(slots)
+                    if feed is not None:
+                        self.without_geometry = dict(feed.without_geometry)
         finally:
             if scraper is not None:
                 try:
@@ -235,19 +273,32 @@ class PilotSession:
             return None  # the baseline has no endpoint to lose
         return EndpointHealth(spec.llm_urls, spec.outage_wait_s, probe=models_probe)
 
-    def _workers(self, spec: SessionSpec):
-        tasks = list(self.tasks.values())
+    def _feed(self, spec: SessionSpec) -> PrepFeed | None:
+        if self.skeletons is None:
+            return None
         if spec.agent == "llm":
+            tasks, model, log_them = list(self.tasks.values()), spec.model or "", self._log_requests
+            return PrepFeed(tasks, self.skeletons, llm_payload, spec.prep, model, on_prepared=log_them)
+        return PrepFeed(list(self.tasks.values()), self.skeletons, baseline_payload, spec.prep)
 
+    def _workers(self, spec: SessionSpec):
+        tasks = [] if self.skeletons is not None else list(self.tasks.values())
+        if spec.agent == "llm":
             items = [WorkItem(t.task_id, build_request(t.task_id, t.op_kind, t.features)) for t in tasks]
-            try:  # what export-prompts replays; auxiliary, so a full disk here is the store's to report
-                append_request_log(self.store.run_dir, [item.payload for item in items])
-            except OSError as exc:
-                log.warning("could not log the LLM requests (export-prompts will miss them): %s", exc)
+            self._log_requests([item.payload for item in items])
             options = {"timeout_s": spec.request_timeout_s}
             return start_llm_workers(spec.llm_urls, spec.model, spec.concurrency, options), items  # type: ignore[arg-type]
 
         return start_function_workers(BaselineAgent().decide), [WorkItem(t.task_id, t) for t in tasks]
+
+    def _log_requests(self, requests: list[Any]) -> None:
+        """What export-prompts replays; auxiliary, so a full disk here is the store's to report."""
+        if not requests:
+            return
+        try:
+            append_request_log(self.store.run_dir, requests)
+        except OSError as exc:
+            log.warning("could not log the LLM requests (export-prompts will miss them): %s", exc)
 
     def _start_scraper(self, spec: SessionSpec):
 

@@ -33,6 +33,7 @@ from proofpilot.pilot.session import outcome_of, verdict_record
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry import promql
 from proofpilot.telemetry.metrics import PrometheusDecisionLogger
+from proofpilot.telemetry.replay import read_request_log
 
 REPO = Path(__file__).resolve().parents[2]
 SLOW_RUN = ["--datastack", "fafb_synthetic", "--neurons", "20", "--max-ops-per-neuron", "2",
@@ -174,6 +175,7 @@ def test_pilot_end_to_end_on_real_vllm(vllm_server, tmp_path, ray_tmp, prometheu
     assert all(v["valid"] or v["error_reason"] for v in verdicts)
     assert sum(v["valid"] for v in verdicts) > 0.5 * n_tasks  # structured output keeps the tiny model valid
     answers = sum(v["answers"] for v in verdicts)
+    assert set(read_request_log(run_dir)) == {v["task_id"] for v in verdicts}  # what export-prompts replays
 
     window = json.loads((run_dir / "vllm_window.json").read_text())["endpoints"][0]
     assert len(window["snapshots"]) >= 2
