@@ -56,7 +56,9 @@ def build_tokenizer(
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=1024, special_tokens=SPECIAL_TOKENS + list(extra_special), initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=1024,
+        special_tokens=SPECIAL_TOKENS + list(extra_special),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(corpus, trainer)
     hf_tok = PreTrainedTokenizerFast(

@@ -2,8 +2,8 @@
 
 Run with the vLLM venv's python: `.venv-vllm/bin/python deploy/vllm/make_tiny_vl_model.py OUT_DIR`.
 The language model is the tiny Qwen2 of make_tiny_model.py (same byte-level BPE corpus, plus Qwen2.5-VL's
-vision special tokens); the vision tower is a 2-block ViT with Qwen2.5-VL's geometry (14 px patches, 2×2 merge,
-temporal patch 2, window 112). `preprocessor_config.json` carries the image-processor settings of
+vision special tokens); the vision tower is a 2-block ViT with Qwen2.5-VL's geometry (14 px patches, 2×2
+merge, temporal patch 2, window 112). `preprocessor_config.json` carries the image-processor settings of
 Qwen/Qwen2.5-VL-32B-Instruct (written from their known values, no download), so one view costs the same number
 of image tokens here as on the 32B model. Written to a temporary sibling folder and renamed into place;
 deterministic for a fixed seed. Recipe: docs/serving.md "Tiny vision model".
@@ -23,7 +23,7 @@ import torch
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_tiny_model import build_tokenizer, training_corpus  # noqa: E402
+from make_tiny_model import build_tokenizer, training_corpus
 
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"]
 # Qwen/Qwen2.5-VL-32B-Instruct preprocessor_config.json (same values as the 3B/7B/72B models)
