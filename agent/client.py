@@ -184,7 +184,7 @@ class AgentClient:
     async def _decide(self, request: AgentRequest) -> Verdict:
         call_id = uuid.uuid4().hex
         start = time.perf_counter()
-        prompt_tokens = completion_tokens = answers = 0
+        prompt_tokens = completion_tokens = answers = image_tokens = 0
         decision: str | None = None
         confidence: float | None = None
         finish_reason: str | None = None
@@ -214,6 +214,7 @@ class AgentClient:
                     content, finish_reason, p_tokens, c_tokens = _read_completion(raw)
                     prompt_tokens += p_tokens
                     completion_tokens += c_tokens
+                    image_tokens += request.image_tokens if p_tokens else 0  # the processor's count
                 except (openai.APIError, AttributeError, TypeError, ValueError, IndexError) as exc:
                     self.stats.invalid_answers["invalid_response"] += 1
                     error = "invalid_response"
@@ -257,6 +258,8 @@ class AgentClient:
             model=self.model,
             prompt_version=request.prompt_version,
             call_spans=tuple(spans),
+            n_images=request.n_images,
+            image_tokens=image_tokens,
         )
 
 

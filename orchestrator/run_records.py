@@ -125,6 +125,13 @@ class StoredVerdict:
     model: str | None = None
     prompt_version: str | None = None
     call_spans: tuple[tuple[float, float], ...] = ()  # (sent, received) per LLM call, monotonic s
+    n_images: int = 0  # views sent with each call (absent from older runs: text-only)
+    image_tokens: int = 0  # the images' part of prompt_tokens (absent from older runs: 0)
+    error_detail: str | None = None
+
+    @property
+    def text_tokens(self) -> int:
+        return self.prompt_tokens - self.image_tokens
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -26,6 +26,9 @@ class DecisionStatLogger(ABC):
     ) -> None:
         """One finished decision: client end-to-end seconds, `usage` tokens summed over its LLM calls."""
 
+    def record_views(self, *, op: str, views: int, image_tokens: int) -> None:  # noqa: B027 - optional hook
+        """Views sent for one decision (summed over its LLM calls) and their prompt tokens."""
+
     @abstractmethod
     def record_llm_error(self, reason: str) -> None:
         """One failed LLM call (timeout, http_5xx, connection, invalid_json, ...)."""

@@ -24,8 +24,10 @@ from proofpilot.edits.sampling import draw_samples, population_root_ids
 from proofpilot.edits.stats import sample_statistics
 from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
 from proofpilot.tasks.distractors import SegmentationDistractors
-from proofpilot.tasks.prepare import SkeletonCache, SkeletonSource, add_features
+from proofpilot.tasks.features import DEFAULT_RADIUS_NM
+from proofpilot.tasks.prepare import SkeletonCache, SkeletonSource, add_features, task_roots
 from proofpilot.tasks.records import DecisionTask
+from proofpilot.tasks.views import render_view_set
 from proofpilot.telemetry.projection import EditsProjection
 
 log = logging.getLogger(__name__)
@@ -100,7 +102,9 @@ def build_tasks(
     return tasks
 
 
-def with_features(tasks: Sequence[DecisionTask], skeletons: str | SkeletonSource) -> list[DecisionTask]:
+def with_features(
+    tasks: Sequence[DecisionTask], skeletons: str | SkeletonSource, cache: SkeletonCache | None = None
+) -> list[DecisionTask]:
     """The tasks with their skeleton features (skeletons from a precomputed layer URL, one batch per neuron,
     or any source such as `PcgSkeletons`); tasks with a root whose geometry could not be had are dropped
     and logged by reason.
@@ -112,7 +116,7 @@ def with_features(tasks: Sequence[DecisionTask], skeletons: str | SkeletonSource
     pool_log.setLevel(logging.ERROR)
     dropped: Counter[str] = Counter()
     try:
-        out = add_features(tasks, SkeletonCache(skeletons), dropped=dropped)
+        out = add_features(tasks, cache or SkeletonCache(skeletons), dropped=dropped)
     finally:
         pool_log.setLevel(level)
     if dropped:
@@ -120,6 +124,36 @@ def with_features(tasks: Sequence[DecisionTask], skeletons: str | SkeletonSource
         n_dropped = sum(dropped.values())
         log.warning("%d of %d tasks dropped for lack of geometry: %s", n_dropped, len(tasks), reasons)
     return out
+
+
+def with_features_and_views(
+    tasks: Sequence[DecisionTask], skeletons: str | SkeletonSource, n_views: int, view_px: int
+) -> tuple[list[DecisionTask], dict[str, tuple[bytes, ...] | str]]:
+    """`with_features`, and for `n_views > 0` each kept task's views rendered from the same skeletons:
+    {task id: PNG bytes per view, or the reason its views could not be rendered (a task error)}."""
+    cache = SkeletonCache(skeletons) if n_views else None
+    tasks = with_features(tasks, skeletons, cache)
+    if not n_views:
+        return tasks, {}
+    assert cache is not None
+    views: dict[str, tuple[bytes, ...] | str] = {}
+    for task in tasks:
+        try:
+            views[task.task_id] = task_view_set(task, cache, n_views, view_px)
+        except Exception as exc:  # any failure to draw is that task's error, never a lost decision
+            views[task.task_id] = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning("task %s: views not rendered (%s)", task.task_id, views[task.task_id])
+    return tasks, views
+
+
+def task_view_set(task: DecisionTask, cache: SkeletonCache, n_views: int, view_px: int) -> tuple[bytes, ...]:
+    """The first `n_views` views of the task's fragments around its interface point (tasks.views)."""
+    roots = task_roots(task)
+    loaded = cache.get_many(roots)
+    lacking = [r for r in roots if r not in loaded]
+    if lacking:
+        raise DataError(f"no geometry for root {lacking[0]}")
+    return render_view_set([loaded[r] for r in roots], task.interface_nm, DEFAULT_RADIUS_NM, n_views, view_px)
 
 
 def task_row(task: DecisionTask) -> dict:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from proofpilot.agent.records import INVALID_ANSWER_REASONS, REQUEST_REASONS, TRANSPORT_REASONS
+from proofpilot.agent.records import INVALID_ANSWER_REASONS, RENDER_ERROR, REQUEST_REASONS, TRANSPORT_REASONS
 from proofpilot.agent.schema import PROMPT_VERSION
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.vocab import AGENTS
@@ -47,6 +47,7 @@ from proofpilot.pilot import inputs
 from proofpilot.pilot.recover import TASKS_NAME, check_manifest
 from proofpilot.pilot.serve import EMBEDDED_TOKEN, is_embedded, served
 from proofpilot.pilot.session import PilotSession, SessionOutcome, SessionSpec
+from proofpilot.pilot.views import DEFAULT_VIEW_PX, check_views, resolve_views
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT, make_decision_logger
 from proofpilot.telemetry.projection import DEFAULT_USD_PER_GPU_HOUR
@@ -81,6 +82,8 @@ class PilotConfig:
     max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # set a task aside after this many failures of its own
     usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR  # the $ basis of cost.json
     progress: bool = True
+    views: int | None = 0  # views per task; None (the CLI's default) = DEFAULT_VIEWS if the model takes images
+    view_px: int = DEFAULT_VIEW_PX  # side of each (square) view
 
     def __post_init__(self) -> None:
         if isinstance(self.source, str):
@@ -111,6 +114,7 @@ class PilotConfig:
             raise ConfigError(f"--max-task-failures must be >= 1, got {self.max_task_failures}")
         if not 0 <= self.usd_per_gpu_hour < float("inf"):
             raise ConfigError(f"--usd-per-gpu-hour must be >= 0, got {self.usd_per_gpu_hour}")
+        check_views(self.views, self.view_px, self.agent)
 
     @property
     def datastack(self) -> str:
@@ -131,6 +135,7 @@ class PilotConfig:
             "model": self.model if self.agent == "llm" else None,
             "prompt_version": PROMPT_VERSION,
             "skeleton_layer": self.skeleton_layer,
+            **({"views": self.views, "view_px": self.view_px} if self.views else {}),
         }
 
 
@@ -232,7 +237,7 @@ def _prepare(config: PilotConfig, source: DataSource, pinned: DataPin | None):
     return sample, tasks, skeleton_layer_url(config.datastack, source.server_address, config.skeleton_layer)
 
 
-def _session_spec(config: PilotConfig) -> SessionSpec:
+def _session_spec(config: PilotConfig, tokens_per_view: int = 0) -> SessionSpec:
     return SessionSpec(
         agent=config.agent, llm_urls=config.llm_urls, model=config.model, concurrency=config.concurrency,
         request_timeout_s=config.request_timeout_s,
@@ -240,6 +245,7 @@ def _session_spec(config: PilotConfig) -> SessionSpec:
         scrape_interval_s=config.scrape_interval_s, gpus_per_endpoint=config.gpus_per_endpoint,
         progress=config.progress, outage_wait_s=config.outage_wait_s,
         usd_per_gpu_hour=config.usd_per_gpu_hour, max_task_failures=config.max_task_failures,
+        view_px=config.view_px, tokens_per_view=tokens_per_view,
     )  # fmt: skip
 
 
@@ -247,12 +253,15 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
     """Run (or resume) a pilot; see the module docstring. Raises ProofpilotError subclasses on bad input.
 
     `logger` records every decision (default: a fresh Prometheus registry, served on the metrics port)."""
+    tokens_per_view = 0
+    if config.agent == "llm":
+        check_endpoints(config.llm_urls, config.model)  # type: ignore[arg-type]
+        views, tokens_per_view = resolve_views(config.llm_urls, config.model, config.views, config.view_px)  # type: ignore[arg-type]
+        config = replace(config, views=views)
     identity = config.identity()
     check_manifest(config.run_dir, identity, config.resume)  # a run whose run.json is gone
     RunStore.check(config.run_dir, identity, config.resume)  # read-only
     pinned = read_run(config.run_dir).pin if config.resume else None
-    if config.agent == "llm":
-        check_endpoints(config.llm_urls, config.model)  # type: ignore[arg-type]
     if config.ray_address:
         check_ray_address(config.ray_address)  # before any data is fetched
     logger = logger or make_decision_logger(True)
@@ -260,7 +269,8 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
         exporter = logger.start_exporter(config.metrics_port)
         if exporter is not None:
             stack.callback(exporter.shutdown)
-        logger.declare_llm_error_reasons(INVALID_ANSWER_REASONS + TRANSPORT_REASONS + REQUEST_REASONS)
+        reasons = INVALID_ANSWER_REASONS + TRANSPORT_REASONS + REQUEST_REASONS + (RENDER_ERROR,)
+        logger.declare_llm_error_reasons(reasons)
         add_request_observer(logger.record_cave_request)  # every CAVE call of the ingestion, by route/status
         stack.callback(remove_request_observer, logger.record_cave_request)
         source = stack.enter_context(served(config.source))
@@ -280,9 +290,12 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
         outcome = NOTHING_TO_DO
         try:
             if todo:
-                session = PilotSession(store, logger, inputs.with_features(todo, layer_url), config.agent)
+                prepared, views = inputs.with_features_and_views(
+                    todo, layer_url, config.views or 0, config.view_px
+                )
+                session = PilotSession(store, logger, prepared, config.agent, views=views)
                 outcome = session.run(
-                    _session_spec(config),
+                    _session_spec(config, tokens_per_view),
                     lambda: inputs.edits_projection(sample, config.datastack, config.seed),
                 )
         except StoreFullError:

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import shutil
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,8 @@ from typing import Any
 
 from proofpilot.agent.baseline import BaselineAgent
 from proofpilot.agent.prompt import build_request
-from proofpilot.agent.records import INVALID_ANSWER_REASONS, Verdict
+from proofpilot.agent.records import INVALID_ANSWER_REASONS, RENDER_ERROR, AgentRequest, Verdict
+from proofpilot.agent.schema import PROMPT_VERSION
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.orchestrator.dispatch import (
     Dispatcher,
@@ -46,6 +47,7 @@ from proofpilot.orchestrator.run_records import StoredVerdict, read_verdict_rows
 from proofpilot.orchestrator.stats import DecisionStatLogger
 from proofpilot.orchestrator.store import RunStore
 from proofpilot.tasks.records import DecisionTask
+from proofpilot.tasks.views import view_names
 from proofpilot.telemetry.cost import DecisionUsage, build_cost_report, live_cost_updater, write_cost_json
 from proofpilot.telemetry.projection import DEFAULT_USD_BASIS, DEFAULT_USD_PER_GPU_HOUR, EditsProjection
 from proofpilot.telemetry.run_cost import distinct_operations, run_cost_report, session_file
@@ -71,6 +73,17 @@ def verdict_record(task: DecisionTask, verdict: Verdict, agent: str, session: in
         neuron_n_edits=task.neuron_n_edits, role=task.role, label=task.label, agent=agent,
         outcome=outcome_of(task, verdict), session=session, **answer,
     ).to_dict()  # fmt: skip
+
+
+def render_error(task: DecisionTask, why: str, spec: SessionSpec) -> Verdict:
+    """The verdict of a task whose views could not be rendered: an error with the reason, never asked."""
+    return Verdict(
+        task_id=task.task_id, op_kind=task.op_kind, decision=None, confidence=None, valid=False,
+        latency_s=0.0,
+        prompt_tokens=0, completion_tokens=0, attempts=0, answers=0, error_reason=RENDER_ERROR,
+        finish_reason=None, endpoint=spec.llm_urls[0] if spec.llm_urls else "", model=spec.model or "",
+        prompt_version=PROMPT_VERSION, error_detail=why,
+    )  # fmt: skip
 
 
 def llm_error_record(task: DecisionTask, verdict: Verdict, agent: str, session: int) -> dict[str, Any]:
@@ -109,6 +122,8 @@ class SessionSpec:
     outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S
     usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR
     max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # a task failing on its own is set aside after this
+    view_px: int = 512  # size of the views the tasks carry (PilotSession's `views`)
+    tokens_per_view: int = 0  # prompt tokens of one view (agent.vision.check_vision)
 
 
 @dataclass(frozen=True)
@@ -130,10 +145,17 @@ class PilotSession:
     """The driver side of one session: every batch of verdicts is stored (fsync) and recorded."""
 
     def __init__(
-        self, store: RunStore, logger: DecisionStatLogger, tasks: Sequence[DecisionTask], agent: str
+        self,
+        store: RunStore,
+        logger: DecisionStatLogger,
+        tasks: Sequence[DecisionTask],
+        agent: str,
+        views: Mapping[str, tuple[bytes, ...] | str] | None = None,
     ):
+        """`views`: {task id: PNG views to send, or why they could not be rendered}; none = text-only."""
         self.store, self.logger, self.agent = store, logger, agent
         self.tasks = {t.task_id: t for t in tasks}
+        self.views = dict(views or {})
         self.verdicts: list[Verdict] = []
         self.outcomes: Counter[str] = Counter()
 
@@ -148,6 +170,9 @@ class PilotSession:
                 prompt_tokens=verdict.prompt_tokens, completion_tokens=verdict.completion_tokens,
                 llm_calls=verdict.answers,
             )  # fmt: skip
+            if verdict.n_images:
+                views = verdict.n_images * verdict.answers
+                self.logger.record_views(op=task.op_kind, views=views, image_tokens=verdict.image_tokens)
             if not verdict.valid and verdict.error_reason:
                 self.logger.record_llm_error(verdict.error_reason)
         self.store.append(records)  # durable before the next batch is taken
@@ -217,12 +242,24 @@ class PilotSession:
     def _workers(self, spec: SessionSpec):
         tasks = list(self.tasks.values())
         if spec.agent == "llm":
-
-            items = [WorkItem(t.task_id, build_request(t.task_id, t.op_kind, t.features)) for t in tasks]
+            unrendered = [(t, why) for t in tasks if isinstance(why := self.views.get(t.task_id), str)]
+            if unrendered:  # a task whose views could not be drawn is decided as an error, with the reason
+                errors = [(WorkItem(t.task_id, None), render_error(t, w, spec)) for t, w in unrendered]
+                self.on_verdicts(errors)
+                tasks = [t for t in tasks if not isinstance(self.views.get(t.task_id), str)]
+            items = [WorkItem(t.task_id, self._request(t, spec)) for t in tasks]
             options = {"timeout_s": spec.request_timeout_s}
             return start_llm_workers(spec.llm_urls, spec.model, spec.concurrency, options), items  # type: ignore[arg-type]
 
         return start_function_workers(BaselineAgent().decide), [WorkItem(t.task_id, t) for t in tasks]
+
+    def _request(self, task: DecisionTask, spec: SessionSpec) -> AgentRequest:
+        images = self.views.get(task.task_id) or ()
+        assert not isinstance(images, str)
+        return build_request(
+            task.task_id, task.op_kind, task.features, images,
+            view_names=view_names(len(images)), image_tokens=len(images) * spec.tokens_per_view,
+        )  # fmt: skip
 
     def _start_scraper(self, spec: SessionSpec):
 
