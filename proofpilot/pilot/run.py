@@ -82,7 +82,7 @@ class PilotConfig:
     max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # set a task aside after this many failures of its own
     usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR  # the $ basis of cost.json
     progress: bool = True
-    views: int | None = 0  # views per task; None (the CLI's default) = DEFAULT_VIEWS if the model takes images
+    views: int | None = 0  # per task; None (the CLI default): DEFAULT_VIEWS if the model takes images
     view_px: int = DEFAULT_VIEW_PX  # side of each (square) view
 
     def __post_init__(self) -> None:
