@@ -22,12 +22,13 @@ from proofpilot.datastack.roles import CaveRoles
 from proofpilot.datastack.source import DataSource
 from proofpilot.edits.sampling import draw_samples, population_root_ids
 from proofpilot.edits.stats import sample_statistics
+from proofpilot.orchestrator.sample_views import write_sample_views
 from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
 from proofpilot.tasks.distractors import SegmentationDistractors
 from proofpilot.tasks.features import DEFAULT_RADIUS_NM
 from proofpilot.tasks.prepare import SkeletonCache, SkeletonSource, add_features, task_roots
 from proofpilot.tasks.records import DecisionTask
-from proofpilot.tasks.views import render_view_set
+from proofpilot.tasks.views import render_view_set, view_names
 from proofpilot.telemetry.projection import EditsProjection
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,21 @@ def task_view_set(task: DecisionTask, cache: SkeletonCache, n_views: int, view_p
     if lacking:
         raise DataError(f"no geometry for root {lacking[0]}")
     return render_view_set([loaded[r] for r in roots], task.interface_nm, DEFAULT_RADIUS_NM, n_views, view_px)
+
+
+def keep_sample_views(
+    run_dir: Path, tasks: Sequence[DecisionTask], views: dict[str, tuple[bytes, ...] | str], per_role: int = 2
+) -> None:
+    """The views of the first `per_role` tasks of each role (two roles per op type), kept for the report."""
+    samples, taken = [], Counter[tuple[str, str]]()
+    for task in tasks:
+        pngs = views.get(task.task_id)
+        key = (task.op_kind, task.role)
+        if isinstance(pngs, tuple) and pngs and taken[key] < per_role:
+            samples.append((task.task_id, task.op_kind, view_names(len(pngs)), pngs))
+            taken[key] += 1
+    if samples:
+        write_sample_views(run_dir, samples)
 
 
 def task_row(task: DecisionTask) -> dict:

@@ -293,6 +293,7 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
                 prepared, views = inputs.with_features_and_views(
                     todo, layer_url, config.views or 0, config.view_px
                 )
+                inputs.keep_sample_views(config.run_dir, prepared, views)
                 session = PilotSession(store, logger, prepared, config.agent, views=views)
                 outcome = session.run(
                     _session_spec(config, tokens_per_view),

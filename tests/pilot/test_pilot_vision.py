@@ -18,9 +18,11 @@ from proofpilot.agent.image_tokens import QWEN25_VL_32B
 from proofpilot.agent.prompt import build_request
 from proofpilot.agent.vision import blank_png, check_vision
 from proofpilot.orchestrator.run_records import read_verdict_rows
+from proofpilot.orchestrator.sample_views import read_sample_views
 from proofpilot.pilot import inputs
 from proofpilot.pilot.run import PilotConfig, run_pilot
 from proofpilot.pilot.views import resolve_views
+from proofpilot.report.build import build_report
 from proofpilot.tasks.views import view_names
 from proofpilot.telemetry.metrics import PrometheusDecisionLogger
 
@@ -120,6 +122,15 @@ def test_pilot_with_three_views_stores_image_tokens_and_a_render_failure_is_a_ta
                       if line.startswith("proofpilot_image_tokens_total{"))  # fmt: skip
     assert image_total == sum(r.image_tokens for r in rows)
     assert 'proofpilot_llm_errors_total{reason="render_error"} ' in text
+
+    samples = read_sample_views(run_dir)
+    assert {s.op_kind for s in samples} == {"merge", "split"}
+    assert all(s.view_names == ("xy", "xz", "yz") and len(s.files) == 3 for s in samples)
+    report = build_report(run_dir)
+    page = report.path.read_text()
+    assert 'id="views"' in page and page.count('alt="xy view of task') == len(samples)
+    for s in samples:
+        assert f"task {s.task_id}" in page
 
 
 @pytest.mark.vllm
