@@ -253,15 +253,15 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
     """Run (or resume) a pilot; see the module docstring. Raises ProofpilotError subclasses on bad input.
 
     `logger` records every decision (default: a fresh Prometheus registry, served on the metrics port)."""
+    identity = config.identity()  # with --views as asked (the default, auto, adds nothing)
+    check_manifest(config.run_dir, identity, config.resume)  # a run whose run.json is gone
+    RunStore.check(config.run_dir, identity, config.resume)  # read-only
+    pinned = read_run(config.run_dir).pin if config.resume else None
     tokens_per_view = 0
     if config.agent == "llm":
         check_endpoints(config.llm_urls, config.model)  # type: ignore[arg-type]
         views, tokens_per_view = resolve_views(config.llm_urls, config.model, config.views, config.view_px)  # type: ignore[arg-type]
         config = replace(config, views=views)
-    identity = config.identity()
-    check_manifest(config.run_dir, identity, config.resume)  # a run whose run.json is gone
-    RunStore.check(config.run_dir, identity, config.resume)  # read-only
-    pinned = read_run(config.run_dir).pin if config.resume else None
     if config.ray_address:
         check_ray_address(config.ray_address)  # before any data is fetched
     logger = logger or make_decision_logger(True)
