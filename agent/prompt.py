@@ -46,9 +46,10 @@ _FRAGMENTS = {
 
 def describe_views(op_kind: str, view_names: Sequence[str]) -> str:
     """What the views show, for the system prompt (names as `tasks.views.view_names` gives them)."""
+    zoomed = any("×" in name for name in view_names)
     return (
         f", and {len(view_names)} rendered views ({', '.join(view_names)}): 2-D projections of the skeletons "
-        f"inside a cube around the point (xy×3: a cube 3 times larger, for context), "
+        f"inside a cube around the point{' (×3: a cube 3 times larger, for context)' if zoomed else ''}, "
         f"{_FRAGMENTS[op_kind]}, the interface point as a black cross, a scale bar in µm at the lower left"
     )
 
