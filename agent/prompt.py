@@ -17,7 +17,14 @@ from proofpilot.agent.records import AgentRequest
 from proofpilot.agent.schema import DECISIONS, PROMPT_VERSION, check_op_kind
 from proofpilot.core.errors import DataError
 
-__all__ = ["PROMPT_VERSION", "SYSTEM_PROMPTS", "build_request", "format_features"]
+__all__ = [
+    "PROMPT_VERSION",
+    "SYSTEM_PROMPTS",
+    "build_request",
+    "describe_views",
+    "format_features",
+    "request_images",
+]
 
 _COMMON = (
     "You proofread a connectome: neurons reconstructed from electron microscopy, where automatic "
@@ -38,9 +45,28 @@ SYSTEM_PROMPTS: dict[str, str] = {
 }
 
 
-def _system_prompt(op_kind: str, n_images: int) -> str:
+_FRAGMENTS = {
+    "merge": "fragment A in blue, fragment B in orange",
+    "split": "the segment in blue",
+}
+
+
+def describe_views(op_kind: str, view_names: Sequence[str]) -> str:
+    """What the views show, for the system prompt (names as `tasks.views.view_names` gives them)."""
+    zoomed = any("×" in name for name in view_names)
+    return (
+        f", and {len(view_names)} rendered views ({', '.join(view_names)}): 2-D projections of the skeletons "
+        f"inside a cube around the point{' (×3: a cube 3 times larger, for context)' if zoomed else ''}, "
+        f"{_FRAGMENTS[op_kind]}, the interface point as a black cross, a scale bar in µm at the lower left"
+    )
+
+
+def _system_prompt(op_kind: str, n_images: int, view_names: Sequence[str] | None = None) -> str:
     choices = " or ".join(f'"{d}"' for d in DECISIONS[op_kind])
-    views = f" and {n_images} rendered 2-D views of it" if n_images else ""
+    if view_names is not None and len(view_names) == n_images and n_images:
+        views = describe_views(op_kind, view_names)
+    else:
+        views = f" and {n_images} rendered 2-D views of it" if n_images else ""
     return SYSTEM_PROMPTS[op_kind] + _COMMON.format(views=views, choices=choices)
 
 
@@ -70,11 +96,16 @@ def build_request(
     features: Mapping[str, object],
     images: Sequence[bytes] = (),
     image_mime: str = "image/png",
+    *,
+    view_names: Sequence[str] | None = None,
+    image_tokens: int = 0,
 ) -> AgentRequest:
     """Build the chat messages for one decision task.
 
     Without images the user message is plain text (works with any chat template); with images it is
-    a list of parts, text first, then one `image_url` part per view.
+    a list of parts, text first, then one `image_url` part per view. `view_names` (one per image) lets
+    the system prompt say what each view shows; `image_tokens` is the processor's count of prompt tokens
+    the images add (agent.image_tokens), carried on the request for the token split.
     """
     try:
         kind = check_op_kind(op_kind)
@@ -90,7 +121,7 @@ def build_request(
             {"type": "image_url", "image_url": {"url": _data_uri(image, image_mime)}} for image in images
         ]
     messages = (
-        {"role": "system", "content": _system_prompt(kind, len(images))},
+        {"role": "system", "content": _system_prompt(kind, len(images), view_names)},
         {"role": "user", "content": user},
     )
     return AgentRequest(
@@ -99,4 +130,23 @@ def build_request(
         messages=messages,
         prompt_version=PROMPT_VERSION,
         n_images=len(images),
+        image_tokens=int(image_tokens) if images else 0,
     )
+
+
+def request_images(request: AgentRequest) -> tuple[bytes, ...]:
+    """The images a request carries (decoded from its `image_url` data URIs), in the order sent.
+
+    >>> request = build_request("t1", "merge", {"gap_um": 1.0}, [b"png-bytes"])
+    >>> request_images(request)
+    (b'png-bytes',)
+    """
+    out = []
+    for message in request.messages:
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            if part.get("type") == "image_url":
+                out.append(base64.b64decode(part["image_url"]["url"].split(",", 1)[1]))
+    return tuple(out)

@@ -8,7 +8,10 @@ Error reasons are short, bounded labels (safe as Prometheus label values):
   its overall deadline), `server_error`, `rate_limited`, `response_too_large` (a body over the size cap)
   (a pilot never stores them as a verdict: it asks the task again once the server answers);
 - request errors, never retried: `context_length` (prompt over the model's context), `bad_request`,
-  `unknown_model`, `api_error` (any other HTTP status), `client_error` (a bug on our side; logged).
+  `unknown_model`, `api_error` (any other HTTP status), `client_error` (a bug on our side; logged);
+- a task whose preparation failed (`geometry_failed` aside: `features_failed`, `render_failed`,
+  `payload_failed`, `prep_failed`; orchestrator.prep) is stored as an error verdict, its `error_detail` says
+  why; the LLM is not asked.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class AgentRequest:
     messages: tuple[dict[str, Any], ...]
     prompt_version: str
     n_images: int = 0
+    image_tokens: int = 0  # prompt tokens of the images per call, by the image processor's count
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class Verdict:
     the final outcome. `call_spans` holds (sent, received) of every LLM call of the task, in seconds of
     the host's monotonic clock (`time.monotonic`, comparable between processes of one host, not between
     hosts or across a reboot): the pilot's exact busy time is their union (telemetry/busy.py).
+    `image_tokens` is the images' share of `prompt_tokens` (the image processor's count per call times the
+    calls answered); the server's own split is checked once per run (`agent.vision.check_vision`).
     """
 
     task_id: str
@@ -68,6 +74,14 @@ class Verdict:
     server_prefill_s: float | None = None
     server_decode_s: float | None = None
     server_ttft_s: float | None = None  # queue + prefill: the server's time to first token from arrival
+    n_images: int = 0  # views sent with each call
+    image_tokens: int = 0  # the part of `prompt_tokens` that is images (processor count, summed over answers)
+    error_detail: str | None = None  # a longer reason where one is known (e.g. why views failed to render)
+
+    @property
+    def text_tokens(self) -> int:
+        """The part of `prompt_tokens` that is text (system and user text, chat template)."""
+        return self.prompt_tokens - self.image_tokens
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,4 +1,4 @@
-"""Start and stop the real vLLM CPU server (tiny Qwen2) as a subprocess on 127.0.0.1.
+"""Start and stop the real vLLM CPU server (tiny Qwen2, or tiny Qwen2.5-VL) as a subprocess on 127.0.0.1.
 
 The flags live in one place, deploy/vllm/serve_cpu.sh (run by this module); this module picks a free
 port, keeps every cache out of $HOME, waits on `/health` with a deadline and stops the whole process
@@ -30,6 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVE_SCRIPT = REPO_ROOT / "deploy" / "vllm" / "serve_cpu.sh"
 SETUP_HINT = "run deploy/vllm/setup.sh (or `make deps`)"
 SERVED_MODEL_NAME = "tinyqwen"
+SERVED_VL_MODEL_NAME = "tinyqwen-vl"
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -52,6 +53,17 @@ class CpuServerConfig:
     stop_timeout_s: float = 10.0
     log_path: Path | None = None
     extra_args: tuple[str, ...] = ()
+    vision: bool = False  # serve_cpu.sh's vision mode (PROOFPILOT_VLLM_VISION=1); set by `vision_config()`
+
+    @property
+    def served_model(self) -> str:
+        return SERVED_VL_MODEL_NAME if self.vision else SERVED_MODEL_NAME
+
+
+def vision_config(**overrides) -> CpuServerConfig:
+    """The tiny Qwen2.5-VL (PROOFPILOT_VLLM_VL_MODEL, default .cache/tiny-qwen2.5-vl) in vision mode."""
+    model_dir = _env_path("PROOFPILOT_VLLM_VL_MODEL", REPO_ROOT / ".cache" / "tiny-qwen2.5-vl")
+    return CpuServerConfig(**{"model_dir": model_dir, "vision": True, **overrides})
 
 
 def unavailable_reason(config: CpuServerConfig) -> str | None:
@@ -77,6 +89,7 @@ def _server_env(config: CpuServerConfig, port: int) -> dict[str, str]:
         PROOFPILOT_VLLM_VENV=str(config.venv.resolve()),
         PROOFPILOT_VLLM_MODEL=str(config.model_dir.resolve()),
         PROOFPILOT_CACHE_DIR=str(cache),
+        PROOFPILOT_VLLM_VISION="1" if config.vision else "0",
         LLM_HOST=config.host,
         LLM_PORT=str(port),
         HF_HUB_OFFLINE="1",
@@ -96,10 +109,9 @@ def _server_env(config: CpuServerConfig, port: int) -> dict[str, str]:
 class VllmCpuServer:
     """A real vLLM OpenAI-compatible server on the CPU; a context manager (start on enter, stop on exit)."""
 
-    model = SERVED_MODEL_NAME
-
     def __init__(self, config: CpuServerConfig | None = None) -> None:
         self.config = config or CpuServerConfig()
+        self.model = self.config.served_model
         self.port: int | None = self.config.port
         self.startup_s: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None

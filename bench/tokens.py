@@ -1,24 +1,22 @@
-"""Benchmark: mean prompt and completion tokens per decision, per op type, text-only and with views.
+"""Benchmark: prompt tokens per decision, text-only and with N = 1, 3, 6 rendered views at 256 and 512 px.
 
 Tasks come the product's way (embedded CAVE server → ingestion → tasks → features from skeletons read through
-cloud-volume → three rendered views per task), prompts from agent/prompt.py. Two tokenizers:
+cloud-volume → views rendered by tasks/views.py), prompts from agent/prompt.py. Every request goes to the real
+vLLM CPU server of the tiny Qwen2.5-VL (deploy/vllm/make_tiny_vl_model.py; its image processor has the
+settings of Qwen2.5-VL-32B-Instruct), so:
 
-- **tiny**: the real vLLM CPU server (tiny random-weight Qwen2, a 1,024-token byte-level BPE built offline).
-  Text-only prompt and completion tokens are `usage` of real chat completions (per answer); the text part of
-  a with-views prompt is counted by the same server's `/tokenize` (a text-only model cannot take images).
-- **Qwen2.5** (optional, `--qwen-vocab FILE`): the Qwen2/2.5 byte-level BPE (151,643 ranks plus control
-  tokens) counted with tiktoken. Qwen's hub tokenizer cannot be fetched offline; the same ranks ship as
-  `dashscope/resources/qwen.tiktoken` in the PyPI package `dashscope`, e.g.
-  `pip download --no-deps dashscope==2.0.2 -d qwen-vocab`, then
-  `unzip -j qwen-vocab/*.whl dashscope/resources/qwen.tiktoken -d qwen-vocab`.
-  Prompts use Qwen2.5's chat template; completions re-serialize the tiny model's verdict as compact JSON
-  (what xgrammar emits with `disable_any_whitespace`) plus `<|im_end|>`.
+- **tiny**: `usage.prompt_tokens` of real chat completions, split into image tokens (the image processor's
+  count, agent/image_tokens.py) and text tokens (the rest); the split is checked per request against the
+  server: usage − N × tokens per view must equal `/tokenize` of the same messages without their images.
+- **32B**: image tokens from the 32B processor settings (one token per 28×28 px after `smart_resize`, plus
+  `<|vision_start|>`/`<|vision_end|>`); text tokens with Qwen2.5's own tokenizer when `--qwen-vocab FILE` is
+  given (the Qwen2/2.5 byte-level BPE ranks; `dashscope/resources/qwen.tiktoken` of the PyPI package
+  `dashscope`: `pip download --no-deps dashscope==2.0.2 -d qwen-vocab`, then
+  `unzip -j qwen-vocab/*.whl dashscope/resources/qwen.tiktoken -d qwen-vocab`), else the tiny text count.
 
-Images: Qwen2.5-VL makes one LLM token per 28×28 px after `smart_resize` (each side rounded to a multiple of
-28), plus `<|vision_start|>` and `<|vision_end|>`; the ⌈H/28⌉·⌈W/28⌉ rule (docs/serving.md "Image tokens") is
-printed for comparison. Images are tokenizer-independent, so both columns add the same image tokens.
+Ratios are to the text-only prompt of the same op measured in the same run.
 
-    .venv/bin/python bench/tokens.py --qwen-vocab qwen-vocab/qwen.tiktoken
+    .venv/bin/python bench/tokens.py [--neurons 4 --k 2] [--qwen-vocab qwen-vocab/qwen.tiktoken]
 """
 
 from __future__ import annotations
@@ -26,8 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
-import math
 import sys
 from collections import defaultdict
 
@@ -38,21 +34,10 @@ QWEN_PATTERN = (  # Qwen2.5's pre-tokenizer split pattern
     r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 QWEN_SPECIAL = {
-    "<|endoftext|>": 151643,
-    "<|im_start|>": 151644,
-    "<|im_end|>": 151645,
-    "<|vision_start|>": 151652,
-    "<|vision_end|>": 151653,
-    "<|image_pad|>": 151655,
-}
-VISION_WRAPPER_TOKENS = 2  # <|vision_start|> … <|vision_end|>
-
-
-def qwen_image_tokens(height: int, width: int, factor: int = 28) -> int:
-    """LLM tokens of one image in Qwen2.5-VL: smart_resize to multiples of 28 px, one token per 28×28 px."""
-    h = max(factor, round(height / factor) * factor)
-    w = max(factor, round(width / factor) * factor)
-    return (h // factor) * (w // factor)
+    "<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645, "<|vision_start|>": 151652,
+    "<|vision_end|>": 151653, "<|image_pad|>": 151655,
+}  # fmt: skip
+CONFIGS = ((0, 512), (1, 256), (3, 256), (6, 256), (1, 512), (3, 512), (6, 512))  # (views, px)
 
 
 def qwen_encoding(path: str):
@@ -69,50 +54,45 @@ def qwen_encoding(path: str):
     )
 
 
-def _text_parts(messages) -> list[tuple[str, str, int]]:
-    """(role, text, number of images) per message."""
+def _text_parts(messages) -> list[tuple[str, str]]:
     out = []
     for m in messages:
-        content = m["content"]
-        if isinstance(content, str):
-            out.append((m["role"], content, 0))
-        else:
-            text = "".join(part["text"] for part in content if part["type"] == "text")
-            out.append((m["role"], text, sum(part["type"] == "image_url" for part in content)))
+        c = m["content"]
+        out.append(
+            (m["role"], c if isinstance(c, str) else "".join(p["text"] for p in c if p["type"] == "text"))
+        )
     return out
 
 
-def qwen_prompt_tokens(enc, messages, image_tokens: int) -> int:
-    """Prompt tokens under Qwen2.5(-VL)'s chat template (images after the text, as prompt.py orders them)."""
-    n = 0
-    for role, text, images in _text_parts(messages):
-        n += len(enc.encode(f"<|im_start|>{role}\n{text}", allowed_special="all"))
-        n += images * (image_tokens + VISION_WRAPPER_TOKENS)
-        n += len(enc.encode("<|im_end|>\n", allowed_special="all"))
+def qwen_text_tokens(enc, messages) -> int:
+    """Text tokens under Qwen2.5(-VL)'s chat template (the images' own tokens not included)."""
+    n = sum(
+        len(enc.encode(f"<|im_start|>{role}\n{text}<|im_end|>\n", allowed_special="all"))
+        for role, text in _text_parts(messages)
+    )
     return n + len(enc.encode("<|im_start|>assistant\n", allowed_special="all"))
 
 
-def text_only_messages(messages) -> list[dict]:
-    """The messages with images dropped (text parts joined): what a text-only model can tokenize."""
-    return [{"role": role, "content": text} for role, text, _ in _text_parts(messages)]
+def text_only(messages) -> list[dict]:
+    """The messages with their image parts dropped (text parts kept as parts)."""
+    out = []
+    for m in messages:
+        c = m["content"]
+        out.append({**m, "content": c if isinstance(c, str) else [p for p in c if p["type"] == "text"]})
+    return out
 
 
-def tiny_count(server_url: str, model: str, messages) -> int:
-    """Prompt tokens of `messages` under the served model's tokenizer and chat template (vLLM /tokenize)."""
+def tokenize_count(server_url: str, model: str, messages) -> int:
     import requests
 
     body = {"model": model, "messages": messages, "add_generation_prompt": True}
-    response = requests.post(f"{server_url}/tokenize", json=body, timeout=30)
+    response = requests.post(f"{server_url}/tokenize", json=body, timeout=60)
     response.raise_for_status()
     return int(response.json()["count"])
 
 
-def _mean_sd(values: list[float]) -> str:
-    a = np.asarray(values, dtype=np.float64)
-    return f"{a.mean():7.1f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:5.1f}"
-
-
-def _tasks_with_views(profile: str, neurons: int, k: int, seed: int, view_px: int):
+def _tasks_with_views(profile: str, neurons: int, k: int, seed: int):
+    """The tasks with features, and their six views at each size: {px: [views per task]}."""
     from proofpilot.datastack.client import CaveConnection, ClientSettings
     from proofpilot.datastack.embedded.distractors import EmbeddedDistractors
     from proofpilot.datastack.embedded.server import start_server
@@ -131,103 +111,117 @@ def _tasks_with_views(profile: str, neurons: int, k: int, seed: int, view_px: in
         )
         cache = SkeletonCache(skeleton_layer_url(profile, server_url=server.url), max_items=100_000)
         tasks = add_features(tasks, cache)
-        views = [task_views(t, cache, size_px=view_px) for t in tasks]
+        views = {px: [task_views(t, cache, size_px=px, n_views=6) for t in tasks] for px in (256, 512)}
     return tasks, views
+
+
+def _mean(values) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="minnie65_synthetic")
-    parser.add_argument("--neurons", type=int, default=10)
-    parser.add_argument("--k", type=int, default=10, help="max operations per neuron")
+    parser.add_argument("--neurons", type=int, default=4)
+    parser.add_argument("--k", type=int, default=2, help="max operations per neuron")
     parser.add_argument("--seed", type=int, default=4)
-    parser.add_argument("--view-px", type=int, default=256)
     parser.add_argument("--qwen-vocab", default=None, help="qwen.tiktoken ranks file (see the docstring)")
+    parser.add_argument(
+        "--llm-url", default=None, help="a running tiny-VL server's /v1 URL (default: start one)"
+    )
+    parser.add_argument("--model", default="tinyqwen-vl")
     args = parser.parse_args()
 
     from proofpilot.agent.client import AgentClient
+    from proofpilot.agent.image_tokens import QWEN25_VL_32B
     from proofpilot.agent.prompt import build_request
-    from proofpilot.agent.serving import CpuServerConfig, VllmCpuServer, unavailable_reason
+    from proofpilot.agent.serving import VllmCpuServer, unavailable_reason, vision_config
+    from proofpilot.tasks.views import view_names
 
-    config = CpuServerConfig()
-    reason = unavailable_reason(config)
-    if reason:
+    config = vision_config()
+    if args.llm_url is None and (reason := unavailable_reason(config)):
         sys.exit(f"bench/tokens.py: {reason}")
     enc = qwen_encoding(args.qwen_vocab) if args.qwen_vocab else None
+    tasks, views = _tasks_with_views(args.profile, args.neurons, args.k, args.seed)
+    requests = {}
+    for n, px in CONFIGS:
+        per_view = QWEN25_VL_32B.view_tokens(px)
+        for t, v in zip(tasks, views[px], strict=True):
+            requests[(n, px, t.task_id)] = build_request(
+                f"{t.task_id}|{n}|{px}", t.op_kind, t.features, v[:n], view_names=view_names(n),
+                image_tokens=n * per_view,
+            )  # fmt: skip
 
-    tasks, views = _tasks_with_views(args.profile, args.neurons, args.k, args.seed, args.view_px)
-    text_requests = [build_request(t.task_id, t.op_kind, t.features) for t in tasks]
-    view_requests = [
-        build_request(t.task_id, t.op_kind, t.features, images=v) for t, v in zip(tasks, views, strict=True)
-    ]
-    image_tokens = qwen_image_tokens(args.view_px, args.view_px)
+    async def ask(url: str, model: str):
+        async with AgentClient(url, model, max_in_flight=4, timeout_s=300) as client:
+            return await client.decide_all(list(requests.values()))
 
-    async def ask(server: VllmCpuServer):
-        async with AgentClient(server.base_url, server.model, max_in_flight=8) as client:
-            return await client.decide_all(text_requests)
+    def run(url: str, model: str):
+        verdicts = asyncio.run(ask(url, model))
+        server_url = url.removesuffix("/v1")
+        text = {key: tokenize_count(server_url, model, text_only(r.messages)) for key, r in requests.items()}
+        return verdicts, text
 
-    with VllmCpuServer(config) as server:
-        verdicts = asyncio.run(ask(server))
-        tiny_text = [tiny_count(server.url, server.model, list(r.messages)) for r in text_requests]
-        tiny_view_text = [
-            tiny_count(server.url, server.model, text_only_messages(r.messages)) for r in view_requests
-        ]
+    if args.llm_url:
+        verdicts, tokenized = run(args.llm_url, args.model)
+        model = args.model
+    else:
+        with VllmCpuServer(config) as server:
+            verdicts, tokenized = run(server.base_url, server.model)
+            model = server.model
 
-    rows: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    mismatches = 0
-    for task, verdict, req_t, req_v, n_text, n_view_text in zip(
-        tasks, verdicts, text_requests, view_requests, tiny_text, tiny_view_text, strict=True
-    ):
-        if not verdict.answers:
+    by_key = dict(zip(requests, verdicts, strict=True))
+    rows: dict[tuple[str, int, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    checked = mismatches = 0
+    kind = {t.task_id: t.op_kind for t in tasks}
+    for (n, px, tid), v in by_key.items():
+        if not v.answers or not v.prompt_tokens:
             continue
-        r = rows[task.op_kind]
-        prompt_per_answer = verdict.prompt_tokens / verdict.answers
-        mismatches += prompt_per_answer != n_text
-        r["tiny_prompt"].append(prompt_per_answer)
-        r["tiny_completion"].append(verdict.completion_tokens / verdict.answers)
-        r["tiny_prompt_views"].append(n_view_text + req_v.n_images * (image_tokens + VISION_WRAPPER_TOKENS))
-        if enc is not None:
-            r["qwen_prompt"].append(qwen_prompt_tokens(enc, req_t.messages, image_tokens))
-            r["qwen_prompt_views"].append(qwen_prompt_tokens(enc, req_v.messages, image_tokens))
-            if verdict.valid:
-                answer = json.dumps(
-                    {"decision": verdict.decision, "confidence": verdict.confidence}, separators=(",", ":")
-                )
-                r["qwen_completion"].append(len(enc.encode(answer)) + 1)  # + <|im_end|>
+        r = rows[(kind[tid], n, px)]
+        server = v.prompt_tokens / v.answers
+        image = v.image_tokens / v.answers
+        checked += 1
+        mismatches += server - image != tokenized[(n, px, tid)]
+        r["server"].append(server)
+        r["image"].append(image)
+        r["completion"].append(v.completion_tokens / v.answers)
+        qwen_text = qwen_text_tokens(enc, requests[(n, px, tid)].messages) if enc else server - image
+        r["qwen"].append(qwen_text + n * QWEN25_VL_32B.view_tokens(px))
 
-    png = [len(b) for v in views for b in v]
     print(
         f"profile {args.profile}: {len(tasks)} tasks from the first {args.neurons} neurons, K = {args.k}, "
-        f"seed {args.seed}; {sum(v.answers for v in verdicts)} answers from the vLLM CPU server "
-        f"({sum(v.valid for v in verdicts)} valid verdicts)"
+        f"seed {args.seed}; {len(requests)} requests to the vLLM CPU server ({model}); "
+        f"{sum(v.valid for v in verdicts)} valid verdicts"
     )
     print(
-        f"views: 3 per task, {args.view_px}×{args.view_px} px PNG (mean {np.mean(png) / 1024:.1f} KiB); "
-        f"Qwen2.5-VL tokens per view {image_tokens} (smart_resize) + {VISION_WRAPPER_TOKENS} wrapper; "
-        f"⌈H/28⌉·⌈W/28⌉ = {math.ceil(args.view_px / 28) ** 2}"
+        f"server usage.prompt_tokens − N × processor tokens per view == /tokenize of the text: "
+        f"{checked - mismatches} of {checked} requests"
     )
-    print(f"tiny usage.prompt_tokens vs /tokenize of the same messages: {mismatches} mismatches")
     print(
-        "tokens per decision, mean ± sd (tiny = vLLM CPU server's tokenizer; Qwen2.5 = tiktoken + qwen ranks)"
+        "tokens per view (image processor of Qwen2.5-VL-32B, = tiny model's): "
+        + ", ".join(f"{px} px → {QWEN25_VL_32B.view_tokens(px)}" for px in (256, 512))
     )
-    header = f"{'op':<6} {'n':>4}  {'tiny prompt':>15} {'tiny +views':>15} {'tiny compl.':>15}"
-    if enc is not None:
-        header += f"  {'Qwen prompt':>15} {'Qwen +views':>15} {'Qwen compl.':>15}"
-    print(header)
-    for kind in ("merge", "split"):
-        r = rows[kind]
-        line = (
-            f"{kind:<6} {len(r['tiny_prompt']):>4}  {_mean_sd(r['tiny_prompt'])} "
-            f"{_mean_sd(r['tiny_prompt_views'])} {_mean_sd(r['tiny_completion'])}"
-        )
-        if enc is not None:
-            line += (
-                f"  {_mean_sd(r['qwen_prompt'])} {_mean_sd(r['qwen_prompt_views'])} "
-                f"{_mean_sd(r['qwen_completion'])}"
+    qwen_note = "Qwen2.5 tokenizer" if enc else "tiny text tokens (no --qwen-vocab)"
+    print(f"mean tokens per decision (per LLM call); 32B prompt = {qwen_note} + 32B image tokens")
+    print(
+        f"{'op':<6} {'views':>5} {'px':>4}  {'tiny text':>9} {'tiny image':>10} {'tiny prompt':>11} "
+        f"{'×text':>6}  {'32B image':>9} {'32B prompt':>10} {'×text':>6}  {'completion':>10}"
+    )
+    for op in ("merge", "split"):
+        base = rows.get((op, 0, 512))
+        if not base:
+            continue
+        for n, px in CONFIGS:
+            r = rows.get((op, n, px))
+            if not r:
+                continue
+            server, image, qwen = _mean(r["server"]), _mean(r["image"]), _mean(r["qwen"])
+            ratio, qwen_ratio = server / _mean(base["server"]), qwen / _mean(base["qwen"])
+            print(
+                f"{op:<6} {n:>5} {px if n else '-':>4}  {server - image:>9.1f} {image:>10.1f} "
+                f"{server:>11.1f} {ratio:>6.2f}  {n * QWEN25_VL_32B.view_tokens(px):>9} {qwen:>10.1f} "
+                f"{qwen_ratio:>6.2f}  {_mean(r['completion']):>10.1f}"
             )
-        print(line)
-    if enc is None:
-        print("Qwen2.5 columns: not computed (pass --qwen-vocab FILE; needs tiktoken)")
 
 
 if __name__ == "__main__":

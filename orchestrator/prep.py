@@ -11,7 +11,7 @@ workers send (the agent's request, images base64-encoded there, not in the drive
 - A task whose fragment has no geometry (a root the source cannot give, or the source failing for the
   batch) is not decided: it is left for `--resume`, its reason in `without_geometry` (the pilot writes it to
   run.json). A task whose features, views or payload fail is a decision: an error verdict
-  (`PrepErrorVerdict`, reason `<stage>_failed`, the one-line cause in `error_detail`), stored like any other.
+  (reason `<stage>_failed`, the one-line cause in `error_detail`), stored like any other.
   A Ray task that dies (worker crash) is sent again, up to `max_attempts`; then its tasks are error verdicts
   too (`prep_failed`). No task is ever dropped silently.
 - Nothing is stored before its verdict: prepared-but-unsent tasks of an interrupted session are prepared
@@ -68,7 +68,7 @@ class PrepOptions:
     prefetch: int = 128
     radius_nm: float | None = None
     max_attempts: int = 3  # Ray tasks that die (not a task's own failure) are sent again up to this
-    renderer: Callable[..., Sequence[bytes]] | None = None  # None: tasks.views.render_views
+    renderer: Callable[..., Sequence[bytes]] | None = None  # None: tasks.views.render_view_set
 
     def __post_init__(self) -> None:
         if self.views < 0:
@@ -77,13 +77,6 @@ class PrepOptions:
             raise ConfigError(
                 f"the prefetch ({self.prefetch}) must hold at least one batch ({self.batch_size} tasks)"
             )
-
-
-@dataclass(frozen=True)
-class PrepErrorVerdict(Verdict):
-    """The verdict of a task whose preparation failed: a decision with an error reason and its cause."""
-
-    error_detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,8 +90,9 @@ class PrepResult:
     error_detail: str | None = None
 
 
-def error_verdict(task: DecisionTask, reason: str, detail: str, model: str = "") -> PrepErrorVerdict:
-    return PrepErrorVerdict(
+def error_verdict(task: DecisionTask, reason: str, detail: str, model: str = "") -> Verdict:
+    """The verdict of a task whose preparation failed: a decision with an error reason and its cause."""
+    return Verdict(
         task_id=task.task_id, op_kind=task.op_kind, decision=None, confidence=None, valid=False,
         latency_s=0.0, prompt_tokens=0, completion_tokens=0, attempts=0, answers=0, error_reason=reason,
         finish_reason=None, endpoint=PREP_ENDPOINT, model=model, prompt_version=PROMPT_VERSION,

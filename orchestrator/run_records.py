@@ -130,6 +130,12 @@ class StoredVerdict:
     server_decode_s: float | None = None
     server_ttft_s: float | None = None
     error_detail: str | None = None  # a failed preparation's one-line cause (error_reason <stage>_failed)
+    n_images: int = 0  # views sent with each call (absent from older runs: text-only)
+    image_tokens: int = 0  # the images' part of prompt_tokens (absent from older runs: 0)
+
+    @property
+    def text_tokens(self) -> int:
+        return self.prompt_tokens - self.image_tokens
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

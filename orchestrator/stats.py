@@ -82,6 +82,8 @@ class DecisionStatLogger(ABC):
 
     def record(self, stats: StageStats) -> None:  # noqa: B027 - optional hook, no-op by default
         """A typed stats record of one task (the time it spent per stage)."""
+    def record_views(self, *, op: str, views: int, image_tokens: int) -> None:  # noqa: B027 - optional hook
+        """Views sent for one decision (summed over its LLM calls) and their prompt tokens."""
 
     @abstractmethod
     def record_llm_error(self, reason: str) -> None:

@@ -33,6 +33,8 @@ VERDICT_FIELDS: dict[str, tuple[str, bool]] = {
     "endpoint": (_STR, True),
     "model": (_STR, True),
     "prompt_version": (_STR, True),
+    "n_images": (_INT, False),
+    "image_tokens": (_INT, False),
     "error_detail": (_STR, True),
 }
 

@@ -16,6 +16,8 @@ from importlib import metadata
 
 from proofpilot.datastack.records import DataPin
 from proofpilot.eval.rows import RunInfo
+from proofpilot.orchestrator.run_records import read_verdict_rows
+from proofpilot.orchestrator.sample_views import read_sample_views
 from proofpilot.report.build import EditsInput, ReportInputs
 from proofpilot.report.format import esc, fmt, gpu_text
 from proofpilot.report.sections import (
@@ -26,6 +28,7 @@ from proofpilot.report.sections import (
     latency_section,
 )
 from proofpilot.report.style import CSP, CSS
+from proofpilot.report.views import views_section
 
 
 def _ci(lo: float, hi: float, kind: str) -> str:
@@ -153,6 +156,7 @@ def render_report(inp: ReportInputs, build_seconds: Callable[[], float]) -> tupl
         + full_cost_section(inp.dataset_costs, inp.notes, images)
         + latency_section(inp, images)
         + edits_section(inp.edits, images)
+        + views_section(inp.run_dir, read_sample_views(inp.run_dir), read_verdict_rows(inp.run_dir), images)
     )
     body += provenance_section(inp, build_seconds())
     page = (

@@ -8,6 +8,7 @@ dropped, counted by reason, and the others go on."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import time
@@ -19,7 +20,7 @@ from proofpilot.core.errors import DataError
 from proofpilot.datastack.skeletons import load_skeletons
 from proofpilot.tasks.features import DEFAULT_RADIUS_NM, merge_features, split_features
 from proofpilot.tasks.records import DecisionTask
-from proofpilot.tasks.views import render_views
+from proofpilot.tasks.views import render_view_set
 
 if TYPE_CHECKING:
     import navis
@@ -149,18 +150,24 @@ def add_features(
 
 
 def task_views(
-    task: DecisionTask, skeletons: SkeletonCache, radius_nm: float | None = None, size_px: int = 256
-) -> tuple[bytes, bytes, bytes]:
-    """Three PNG projections (xy, xz, yz) of the task's fragments around its interface point."""
+    task: DecisionTask,
+    skeletons: SkeletonCache,
+    radius_nm: float | None = None,
+    size_px: int = 256,
+    n_views: int = 3,
+) -> tuple[bytes, ...]:
+    """The first `n_views` PNG views (`views.VIEW_ORDER`: xy, xz, yz, then ×3) of the task's fragments
+    around its interface point."""
 
     loaded = skeletons.get_many(task_roots(task))
     lacking = [r for r in task_roots(task) if r not in loaded]
     if lacking:
         raise DataError(f"task {task.task_id}: no geometry for root {lacking[0]}")
-    return render_views(
+    return render_view_set(
         [loaded[r] for r in task_roots(task)],
         task.interface_nm,
         DEFAULT_RADIUS_NM if radius_nm is None else radius_nm,
+        n_views,
         size_px,
     )
 
@@ -217,7 +224,8 @@ def prepare_tasks(
     one skeleton load for the whole batch, then per task; a stage that raises, or a root without a skeleton,
     makes that task a failed one with its reason (never an exception, never a task left out).
 
-    `renderer(fragments, point_nm, radius_nm, size_px)` draws the views (default `views.render_views`)."""
+    `renderer(fragments, point_nm, radius_nm, size_px)` draws the views (default: the first `views` of
+    `views.render_view_set`)."""
     radius = DEFAULT_RADIUS_NM if radius_nm is None else radius_nm
     if not tasks:
         return []
@@ -229,8 +237,12 @@ def prepare_tasks(
         why = _one_line(exc)
         return [PreparedTask(t, (), PrepSeconds(share), "geometry", why) for t in tasks]
     share = (time.perf_counter() - started) / len(tasks)
-    draw = renderer or render_views
+    draw = renderer or functools.partial(_first_views, views)
     return [_prepare_one(t, loaded, skeletons.failures, share, (views, view_px, draw), radius) for t in tasks]
+
+
+def _first_views(n_views: int, fragments, point_nm, radius_nm: float, size_px: int) -> tuple[bytes, ...]:
+    return render_view_set(fragments, point_nm, radius_nm, n_views, size_px)
 
 
 def _prepare_one(task, loaded, failures, geometry_s, render, radius) -> PreparedTask:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 
@@ -171,7 +171,11 @@ def build_cost_report(
         edge_uncertainty_s=edge,
     )
     op_costs = {
-        op: _op_cost(op, by_op[op], float(point[i]), _ci(boot_ops[:, i], point[i], widen), edits_by_op, gpus)
+        op: _with_images(
+            _op_cost(op, by_op[op], float(point[i]), _ci(boot_ops[:, i], point[i], widen), edits_by_op, gpus),
+            by_op[op],
+            coef if regression else None,
+        )
         for i, op in enumerate(ops)
     }
     lat_sum = sum(d.latency_s for d in decisions)
@@ -184,7 +188,7 @@ def build_cost_report(
         ratio_to_node_s_per_decision=lat_sum / n_dec / node_s,
         server_inference_time_per_request_s=inf_sum / served if inf_sum > 0 else None,
     )
-    notes = _notes(throughput, attribution, window)
+    notes = _notes(throughput, attribution, window) + _image_notes(op_costs)
     client_busy, note = _client_busy(decisions, throughput, boot_total)
     notes += (note,) if note else ()
     projection = None
@@ -256,6 +260,35 @@ def _deltas(window: ScrapeWindow) -> dict[str, float]:
     for i, ep in enumerate(window.endpoints):
         out.update({f"{k}#{i}": v for k, v in ep.counter_deltas.items()})
     return out
+
+
+def _with_images(cost: OpCost, ds, coef: np.ndarray | None) -> OpCost:
+    """The op's text/image token split and the share of its attributed cost that image tokens carry: under the
+    regression a·image / (a·prompt + b·completion) per decision, else image / (prompt + completion)."""
+    calls = sum(d.llm_calls for d in ds)
+    image = np.array([d.image_tokens for d in ds], dtype=float)
+    prompt = np.array([d.prompt_tokens for d in ds], dtype=float)
+    completion = np.array([d.completion_tokens for d in ds], dtype=float)
+    a, b = (float(coef[0]), float(coef[1])) if coef is not None else (1.0, 1.0)
+    weight = a * prompt + b * completion
+    share = float((a * image).sum() / weight.sum()) if image.any() and weight.sum() > 0 else None
+    return replace(
+        cost,
+        views_per_call=sum(d.n_images * d.llm_calls for d in ds) / calls if calls else 0.0,
+        image_tokens_per_decision=float(image.mean()),
+        text_tokens_per_decision=float((prompt - image).mean()),
+        image_share=share,
+    )
+
+
+def _image_notes(op_costs: dict[str, OpCost]) -> tuple[str, ...]:
+    parts = [
+        f"{op} {c.image_tokens_per_decision:.0f} of {c.prompt_tokens_per_decision:.0f} prompt tokens "
+        f"({c.views_per_call:g} views), {c.image_share:.0%} of its node-seconds"
+        for op, c in op_costs.items()
+        if c.image_share is not None
+    ]
+    return (f"image tokens per decision: {'; '.join(parts)}",) if parts else ()
 
 
 def _op_cost(op, ds, node_s, ci, edits_by_op, gpus) -> OpCost:

@@ -55,6 +55,8 @@ class DecisionUsage:
     call_spans: tuple[tuple[float, float], ...] = ()
     endpoint: str | None = None
     session: int | None = None
+    image_tokens: int = 0  # the views' part of prompt_tokens (0 for text-only and older runs)
+    n_images: int = 0  # views per LLM call
 
     @classmethod
     def from_verdict(cls, verdict: Verdict | StoredVerdict) -> DecisionUsage:
@@ -68,6 +70,8 @@ class DecisionUsage:
             call_spans=tuple(verdict.call_spans),
             endpoint=verdict.endpoint,
             session=getattr(verdict, "session", None),
+            image_tokens=int(getattr(verdict, "image_tokens", 0) or 0),
+            n_images=int(getattr(verdict, "n_images", 0) or 0),
         )
 
 
@@ -126,6 +130,10 @@ class OpCost:
     naive_latency_sum_per_decision_s: float
     roofline_bf16_node_s_per_decision: float | None
     roofline_fp8_node_s_per_decision: float | None
+    views_per_call: float = 0.0  # rendered views sent with each LLM call (0: text-only)
+    image_tokens_per_decision: float = 0.0  # the views' part of prompt_tokens_per_decision
+    text_tokens_per_decision: float | None = None  # the rest: system and user text, chat template
+    image_share: float | None = None  # share of the op's attributed node-seconds that its image tokens carry
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,13 @@ class PrometheusDecisionLogger(DecisionStatLogger):
         self.llm_calls = Counter(
             "proofpilot_llm_calls", "LLM calls made for decisions (incl. retries).", ["op"], registry=reg
         )
+        self.views = Counter("proofpilot_views", "Rendered views sent to the LLM.", ["op"], registry=reg)
+        self.image_tokens = Counter(
+            "proofpilot_image_tokens",
+            "Prompt tokens of the views (part of proofpilot_tokens_total{kind=\"prompt\"}).",
+            ["op"],
+            registry=reg,
+        )
         self.llm_errors = Counter("proofpilot_llm_errors", "Failed LLM calls.", ["reason"], registry=reg)
         self.inflight_gauge = Gauge(
             "proofpilot_inflight", "LLM requests in flight.", ["endpoint"], registry=reg
@@ -163,6 +170,10 @@ class PrometheusDecisionLogger(DecisionStatLogger):
     def record(self, stats: StageStats) -> None:
         for stage, seconds in stats.observed():
             self._stage_children[stage].observe(seconds)
+    def record_views(self, *, op: str, views: int, image_tokens: int) -> None:
+        op_l = self._op(op)
+        self.views.labels(op_l).inc(views)
+        self.image_tokens.labels(op_l).inc(image_tokens)
 
     def record_llm_error(self, reason: str) -> None:
         self.llm_errors.labels(self._reason(reason)).inc()

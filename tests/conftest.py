@@ -93,3 +93,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("vllm") is not None:
             item.add_marker(pytest.mark.xdist_group("vllm"))
+        elif item.get_closest_marker("vllm_vl") is not None:  # the vision server: its own worker, once
+            item.add_marker(pytest.mark.xdist_group("vllm_vl"))

@@ -13,6 +13,7 @@ import json
 import random
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -46,13 +47,18 @@ def training_corpus(rng: random.Random) -> list[str]:
     return corpus
 
 
-def build_tokenizer(corpus: list[str], max_len: int) -> PreTrainedTokenizerFast:
+def build_tokenizer(
+    corpus: list[str], max_len: int, extra_special: Sequence[str] = ()
+) -> PreTrainedTokenizerFast:
+    """Byte-level BPE of 1,024 tokens; `extra_special` (e.g. vision tokens) are added as special tokens."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=1024, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=1024,
+        special_tokens=SPECIAL_TOKENS + list(extra_special),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(corpus, trainer)
     hf_tok = PreTrainedTokenizerFast(

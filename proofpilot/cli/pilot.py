@@ -152,6 +152,16 @@ def _split_urls(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
     show_default=True,
     help="Price of one GPU-hour for the $ figures of cost.json (default: H100 SXM on-demand, mid-range).",
 )
+@click.option(
+    "--views",
+    type=int,
+    default=None,
+    help="Rendered views sent as images per task, 0–6: xy, xz, yz around the interface point, then the same "
+    "three zoomed out 3× (default: 3 for a model that takes images, 0 — features only — for a text model).",
+)
+@click.option(
+    "--view-px", type=int, default=512, show_default=True, help="Side of each square view in px (112–1024)."
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def pilot(
     source: DataSource,
@@ -174,6 +184,8 @@ def pilot(
     outage_wait_s: float,
     max_task_failures: int,
     usd_per_gpu_hour: float,
+    views: int | None,
+    view_px: int,
     progress: bool,
 ) -> None:
     """Dispatch a pilot's merge/split decisions to an agent through Ray and measure what they cost.
@@ -196,6 +208,7 @@ def pilot(
         scrape_interval_s=scrape_interval, request_timeout_s=request_timeout_s, outage_wait_s=outage_wait_s,
         usd_per_gpu_hour=usd_per_gpu_hour, progress=progress, max_task_failures=max_task_failures,
         served_on=served_on,
+        views=views, view_px=view_px,
     )  # fmt: skip
     result = run_pilot(config)
     if result.embedded_server_url:

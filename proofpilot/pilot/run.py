@@ -57,6 +57,7 @@ from proofpilot.pilot import inputs
 from proofpilot.pilot.recover import TASKS_NAME, check_manifest
 from proofpilot.pilot.serve import geometry_invalidation_nm, served, with_embedded_defaults
 from proofpilot.pilot.session import PilotSession, SessionOutcome, SessionSpec
+from proofpilot.pilot.views import DEFAULT_VIEW_PX, check_views, resolve_views
 from proofpilot.tasks.prepare import probe_source
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.metrics import DEFAULT_METRICS_PORT, make_decision_logger
@@ -94,6 +95,8 @@ class PilotConfig:
     usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR  # the $ basis of cost.json
     progress: bool = True
     served_on: str = "auto"  # cpu | gpu | auto (telemetry/served.py): a CPU run is a rehearsal, not priced
+    views: int | None = 0  # per task; None (the CLI default): DEFAULT_VIEWS if the model takes images
+    view_px: int = DEFAULT_VIEW_PX  # side of each (square) view
 
     def __post_init__(self) -> None:
         if isinstance(self.source, str):
@@ -125,6 +128,7 @@ class PilotConfig:
         if not 0 <= self.usd_per_gpu_hour < float("inf"):
             raise ConfigError(f"--usd-per-gpu-hour must be >= 0, got {self.usd_per_gpu_hour}")
         served_by(self.model, self.served_on, self.gpus_per_endpoint, len(self.llm_urls))  # checks served_on
+        check_views(self.views, self.view_px, self.agent)
 
     @property
     def datastack(self) -> str:
@@ -145,6 +149,7 @@ class PilotConfig:
             "model": self.model if self.agent == "llm" else None,
             "prompt_version": PROMPT_VERSION,
             "skeleton_layer": self.skeleton_layer,
+            **({"views": self.views, "view_px": self.view_px} if self.views else {}),
         }
 
 
@@ -259,7 +264,7 @@ def _prepare(config: PilotConfig, source: DataSource, pinned: DataPin | None) ->
     return _Prepared(sample, tasks, make_geometry(), make_geometry, checks)
 
 
-def _session_spec(config: PilotConfig) -> SessionSpec:
+def _session_spec(config: PilotConfig, tokens_per_view: int = 0) -> SessionSpec:
     return SessionSpec(
         agent=config.agent, llm_urls=config.llm_urls, model=config.model, concurrency=config.concurrency,
         request_timeout_s=config.request_timeout_s,
@@ -267,8 +272,9 @@ def _session_spec(config: PilotConfig) -> SessionSpec:
         scrape_interval_s=config.scrape_interval_s, gpus_per_endpoint=config.gpus_per_endpoint,
         progress=config.progress, outage_wait_s=config.outage_wait_s,
         usd_per_gpu_hour=config.usd_per_gpu_hour, max_task_failures=config.max_task_failures,
-        served_on=config.served_on,
-        prep=PrepOptions(prefetch=max(PrepOptions.prefetch, 2 * config.concurrency * len(config.llm_urls))),
+        served_on=config.served_on, tokens_per_view=tokens_per_view,
+        prep=PrepOptions(views=config.views or 0, view_px=config.view_px,
+                         prefetch=max(PrepOptions.prefetch, 2 * config.concurrency * len(config.llm_urls))),
     )  # fmt: skip
 
 
@@ -276,12 +282,15 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
     """Run (or resume) a pilot; see the module docstring. Raises ProofpilotError subclasses on bad input.
 
     `logger` records every decision (default: a fresh Prometheus registry, served on the metrics port)."""
-    identity = config.identity()
+    identity = config.identity()  # with --views as asked (the default, auto, adds nothing)
     check_manifest(config.run_dir, identity, config.resume)  # a run whose run.json is gone
     RunStore.check(config.run_dir, identity, config.resume)  # read-only
     pinned = read_run(config.run_dir).pin if config.resume else None
+    tokens_per_view = 0
     if config.agent == "llm":
         check_endpoints(config.llm_urls, config.model)  # type: ignore[arg-type]
+        views, tokens_per_view = resolve_views(config.llm_urls, config.model, config.views, config.view_px)  # type: ignore[arg-type]
+        config = replace(config, views=views)
     if config.ray_address:
         check_ray_address(config.ray_address)  # before any data is fetched
     logger = logger or make_decision_logger(True)
@@ -319,7 +328,7 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
                 geometry = prepared.geometry if isinstance(prepared.geometry, str) else prepared.make_geometry
                 session = PilotSession(store, logger, todo, config.agent, skeletons=geometry)
                 outcome = session.run(
-                    _session_spec(config),
+                    _session_spec(config, tokens_per_view),
                     lambda: inputs.edits_projection(sample, config.datastack, config.seed),
                 )
                 without_geometry = session.without_geometry  # known once prepared: written after dispatch

@@ -15,6 +15,7 @@ verdict is stored, also after Ctrl-C or a failure; the window and the cost of a 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import shutil
 from collections import Counter
@@ -25,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from proofpilot.agent.baseline import BaselineAgent
-from proofpilot.agent.prompt import build_request
-from proofpilot.agent.records import INVALID_ANSWER_REASONS, Verdict
+from proofpilot.agent.prompt import build_request, request_images
+from proofpilot.agent.records import INVALID_ANSWER_REASONS, AgentRequest, Verdict
 from proofpilot.agent.schema import PROMPT_VERSION
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.orchestrator.dispatch import (
@@ -45,6 +46,7 @@ from proofpilot.orchestrator.outage import (
 from proofpilot.orchestrator.prep import PREP_REASONS, PrepFeed, PrepOptions
 from proofpilot.orchestrator.ray_session import RayOptions, ray_session
 from proofpilot.orchestrator.run_records import StoredVerdict, read_verdict_rows
+from proofpilot.orchestrator.sample_views import read_sample_views, write_sample_views
 from proofpilot.orchestrator.stats import (
     BusyStats,
     DecisionStatLogger,
@@ -55,6 +57,7 @@ from proofpilot.orchestrator.stats import (
 from proofpilot.orchestrator.store import RunStore
 from proofpilot.tasks.prepare import PreparedTask, SkeletonSource
 from proofpilot.tasks.records import DecisionTask
+from proofpilot.tasks.views import view_names
 from proofpilot.telemetry.busy import BusyTracker
 from proofpilot.telemetry.cost import DecisionUsage, build_cost_report, live_cost_updater, write_cost_json
 from proofpilot.telemetry.projection import DEFAULT_USD_BASIS, DEFAULT_USD_PER_GPU_HOUR, EditsProjection
@@ -64,6 +67,8 @@ from proofpilot.telemetry.served import served_by
 from proofpilot.telemetry.vllm_scrape import VllmScraper, metrics_url_for
 
 log = logging.getLogger(__name__)
+
+SAMPLES_PER_ROLE = 2  # tasks per (op, role) whose views the report shows
 
 WINDOW_NAME = "vllm_window.json"
 
@@ -123,6 +128,7 @@ class SessionSpec:
     max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # a task failing on its own is set aside after this
     served_on: str = "auto"  # cpu | gpu | auto: what served the run (telemetry/served.py)
     prep: PrepOptions = dataclasses.field(default_factory=PrepOptions)  # views, batches, prefetch
+    tokens_per_view: int = 0  # prompt tokens of one view (agent.vision.check_vision)
 
 
 @dataclass(frozen=True)
@@ -140,10 +146,14 @@ class SessionOutcome:
     set_aside: tuple[str, ...] = ()  # tasks that kept failing in transport while others were decided
 
 
-def llm_payload(prepared: PreparedTask):
-    """The agent's request for a prepared task (built in the preparation's Ray task, images included)."""
-    task = prepared.task
-    return build_request(task.task_id, task.op_kind, task.features, images=prepared.views)
+def llm_payload(prepared: PreparedTask, tokens_per_view: int = 0) -> AgentRequest:
+    """The agent's request for a prepared task (built in the preparation's Ray task, images included);
+    `tokens_per_view`: the prompt tokens one view adds, carried on the request for the token split."""
+    task, images = prepared.task, prepared.views
+    return build_request(
+        task.task_id, task.op_kind, task.features, images,
+        view_names=view_names(len(images)), image_tokens=len(images) * tokens_per_view,
+    )  # fmt: skip
 
 
 def baseline_payload(prepared: PreparedTask) -> DecisionTask:
@@ -169,6 +179,9 @@ class PilotSession:
         self.skeletons = skeletons
         self.without_geometry: dict[str, str] = {}  # after `run`: tasks left undecided, and why
         self.tasks = {t.task_id: t for t in tasks}
+        # views kept for the report: SAMPLES_PER_ROLE tasks per (op, role), by the first session with views
+        kept_before = bool(read_sample_views(store.run_dir))
+        self.samples: Counter[tuple[str, str]] | None = None if kept_before else Counter()
         self.verdicts: list[Verdict] = []
         self.outcomes: Counter[str] = Counter()
         self.busy = BusyTracker()
@@ -186,6 +199,9 @@ class PilotSession:
             )  # fmt: skip
             if verdict.attempts:
                 self.logger.record(StageStats(task.op_kind, llm=verdict.latency_s))
+            if verdict.n_images:
+                views = verdict.n_images * verdict.answers
+                self.logger.record_views(op=task.op_kind, views=views, image_tokens=verdict.image_tokens)
             if not verdict.valid and verdict.error_reason and verdict.error_reason not in PREP_REASONS:
                 self.logger.record_llm_error(verdict.error_reason)
             self._record_serving(task.op_kind, verdict)
@@ -277,28 +293,45 @@ class PilotSession:
         if self.skeletons is None:
             return None
         if spec.agent == "llm":
-            tasks, model, log_them = list(self.tasks.values()), spec.model or "", self._log_requests
-            return PrepFeed(tasks, self.skeletons, llm_payload, spec.prep, model, on_prepared=log_them)
+            tasks, model = list(self.tasks.values()), spec.model or ""
+            payload = functools.partial(llm_payload, tokens_per_view=spec.tokens_per_view)
+            return PrepFeed(tasks, self.skeletons, payload, spec.prep, model, on_prepared=self._on_prepared)
         return PrepFeed(list(self.tasks.values()), self.skeletons, baseline_payload, spec.prep)
 
     def _workers(self, spec: SessionSpec):
         tasks = [] if self.skeletons is not None else list(self.tasks.values())
         if spec.agent == "llm":
             items = [WorkItem(t.task_id, build_request(t.task_id, t.op_kind, t.features)) for t in tasks]
-            self._log_requests([item.payload for item in items])
+            self._on_prepared([item.payload for item in items])
             options = {"timeout_s": spec.request_timeout_s}
             return start_llm_workers(spec.llm_urls, spec.model, spec.concurrency, options), items  # type: ignore[arg-type]
 
         return start_function_workers(BaselineAgent().decide), [WorkItem(t.task_id, t) for t in tasks]
 
-    def _log_requests(self, requests: list[Any]) -> None:
-        """What export-prompts replays; auxiliary, so a full disk here is the store's to report."""
+    def _on_prepared(self, requests: list[AgentRequest]) -> None:
+        """Requests about to be sent: logged for export-prompts, and a few tasks' views kept for the report.
+        Both are auxiliary, so a full disk here is the store's to report, not theirs."""
         if not requests:
             return
         try:
             append_request_log(self.store.run_dir, requests)
+            self._keep_sample_views(requests)
         except OSError as exc:
-            log.warning("could not log the LLM requests (export-prompts will miss them): %s", exc)
+            log.warning("could not log the LLM requests or their sample views: %s", exc)
+
+    def _keep_sample_views(self, requests: list[AgentRequest]) -> None:
+        if self.samples is None:
+            return
+        samples = []
+        for request in requests:
+            task = self.tasks[request.task_id]
+            key = (task.op_kind, task.role)
+            if request.n_images and self.samples[key] < SAMPLES_PER_ROLE:
+                self.samples[key] += 1
+                pngs = request_images(request)
+                samples.append((task.task_id, task.op_kind, view_names(len(pngs)), pngs))
+        if samples:
+            write_sample_views(self.store.run_dir, samples)
 
     def _start_scraper(self, spec: SessionSpec):
 

@@ -188,6 +188,14 @@ CASES = [
      "--model fake --max-task-failures 0", "--max-task-failures"),
     ("pilot-negative-gpu-price", NEW_PILOT + "--datastack {mouse} --neurons 5 --llm-url {llm} --model fake "
      "--usd-per-gpu-hour -1", "--usd-per-gpu-hour"),
+    ("pilot-view-px-too-small", NEW_PILOT + "--datastack {mouse} --neurons 5 --llm-url {llm} --model fake "
+     "--views 3 --view-px 50", "--view-px must be 112–1024, got 50"),
+    ("pilot-view-px-too-large", NEW_PILOT + "--datastack {mouse} --neurons 5 --llm-url {llm} --model fake "
+     "--view-px 5000", "--view-px must be 112–1024, got 5000"),
+    ("pilot-too-many-views", NEW_PILOT + "--datastack {mouse} --neurons 5 --llm-url {llm} --model fake "
+     "--views 7", "--views must be 0–6, got 7"),
+    ("pilot-views-for-the-baseline", NEW_PILOT + "--datastack {mouse} --neurons 5 --agent baseline --views 3",
+     "needs the llm agent"),
     ("pilot-llm-agent-without-url", NEW_PILOT + "--datastack {mouse} --neurons 5 --model fake", "--llm-url"),
     ("pilot-url-not-http",
      NEW_PILOT + "--datastack {mouse} --neurons 5 --llm-url 127.0.0.1:8000/v1 --model fake",

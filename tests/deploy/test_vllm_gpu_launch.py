@@ -62,6 +62,7 @@ def parsed() -> dict[str, dict]:
     argvs = {variant: script_args(GPU_SCRIPT, VARIANT=variant) for variant in VARIANTS}
     argvs["typo"] = script_args(GPU_SCRIPT, "--tensor-paralell-size", "2")
     argvs["cpu"] = script_args(CPU_SCRIPT)
+    argvs["cpu-vision"] = script_args(CPU_SCRIPT, PROOFPILOT_VLLM_VISION="1")
     result = subprocess.run(
         [str(vllm_python), "-c", PARSE],
         input=json.dumps(argvs).encode(),
@@ -102,6 +103,14 @@ def test_cpu_launch_parses_with_the_four_workarounds(parsed):
     assert args["enforce_eager"] is True and args["enable_chunked_prefill"] is False
     assert args["distributed_executor_backend"] == "uni"
     assert args["structured_outputs_config"]["disable_any_whitespace"] is True
+
+
+def test_cpu_vision_launch_parses_with_vllms_own_parser(parsed):
+    args = parsed["cpu-vision"]
+    assert "error" not in args, args.get("error")
+    assert args["served_model_name"] == ["tinyqwen-vl"] and args["model"].endswith("tiny-qwen2.5-vl")
+    assert args["max_model_len"] == 8192 and args["limit_mm_per_prompt"] == {"image": 9, "video": 0}
+    assert args["enable_chunked_prefill"] is False and args["kv_cache_memory_bytes"] == 64 * 2**20
 
 
 def test_gpu_script_execs_exactly_the_printed_arguments(tmp_path):

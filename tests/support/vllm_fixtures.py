@@ -1,4 +1,5 @@
-"""Session fixture: ONE real vLLM CPU server (tiny Qwen2) for the whole test run.
+"""Session fixtures: ONE real vLLM CPU server (tiny Qwen2) for the whole test run, and one of the tiny
+Qwen2.5-VL for the vision tests (`@pytest.mark.vllm_vl`, their own xdist group).
 
 Loaded through `pytest_plugins` in tests/conftest.py. Tests that use it carry `@pytest.mark.vllm`.
 Skips (with the reason) only when the vLLM venv is absent; `make test` installs it. If the tiny model
@@ -13,7 +14,13 @@ from dataclasses import replace
 
 import pytest
 
-from proofpilot.agent.serving import REPO_ROOT, CpuServerConfig, VllmCpuServer, unavailable_reason
+from proofpilot.agent.serving import (
+    REPO_ROOT,
+    CpuServerConfig,
+    VllmCpuServer,
+    unavailable_reason,
+    vision_config,
+)
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +33,30 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmCpuSer
     if not (config.model_dir / "config.json").exists():
         model_dir = work / "tiny-qwen2"
         builder = REPO_ROOT / "deploy" / "vllm" / "make_tiny_model.py"
+        subprocess.run(
+            [str(config.venv / "bin" / "python"), str(builder), str(model_dir)],
+            check=True,
+            capture_output=True,
+        )
+        config = replace(config, model_dir=model_dir)
+    server = VllmCpuServer(config)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm_vl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmCpuServer]:
+    """A running vLLM CPU server of the tiny Qwen2.5-VL (built into a temp dir if .cache lacks it)."""
+    work = tmp_path_factory.mktemp("vllm-vl")
+    config = vision_config(cache_dir=work / "cache", log_path=work / "vllm.log")
+    if not (config.venv / "bin" / "python").exists():
+        pytest.skip(unavailable_reason(config) or "no vLLM venv")
+    if not (config.model_dir / "config.json").exists():
+        model_dir = work / "tiny-qwen2.5-vl"
+        builder = REPO_ROOT / "deploy" / "vllm" / "make_tiny_vl_model.py"
         subprocess.run(
             [str(config.venv / "bin" / "python"), str(builder), str(model_dir)],
             check=True,

@@ -11,7 +11,7 @@ import pytest
 
 from proofpilot.core.errors import DataError
 from proofpilot.tasks.features import MERGE_FEATURES, SPLIT_FEATURES, merge_features, split_features
-from proofpilot.tasks.views import render_views
+from proofpilot.tasks.views import render_view_set, render_views, scale_bar_nm, view_names
 
 STEP = 250.0  # nm between nodes
 ORIGIN = (0.0, 0.0, 0.0)
@@ -197,3 +197,15 @@ def test_views_reject_bad_input():
         render_views([segment], ORIGIN, 5_000.0, size_px=4)
     with pytest.raises(DataError):
         render_views([segment], (0, 0, math.nan), 5_000.0)
+
+
+def test_view_sets_of_one_to_six_views_and_the_scale_bar():
+    segment = with_side_branch(90.0, tilt_z=0.5)
+    six = render_view_set([segment], ORIGIN, 5_000.0, 6, size_px=112)
+    assert len(six) == 6 and len(set(six)) == 6  # the ×3 views differ from the near ones
+    assert render_view_set([segment], ORIGIN, 5_000.0, 1, size_px=112) == six[:1]
+    assert view_names(6) == ("xy", "xz", "yz", "xy×3", "xz×3", "yz×3")
+    assert scale_bar_nm(10_000.0) == 2_000.0 and scale_bar_nm(30_000.0) == 5_000.0
+    for n in (0, 7):
+        with pytest.raises(DataError):
+            render_view_set([segment], ORIGIN, 5_000.0, n)
