@@ -31,6 +31,7 @@ from proofpilot.datastack.records import DataPin
 from proofpilot.datastack.source import DataSource
 from proofpilot.edits.cost import DISTINCT, SEEDS_WAY, dedup_cost, sample_cost, sensitivity
 from proofpilot.edits.markdown import render
+from proofpilot.edits.reconcile import reconciliation_dict
 from proofpilot.edits.records import CostBasis, CostReport, EditsConfig, EditsResult, EditSummary
 from proofpilot.edits.sampling import Sample, draw_samples, population_root_ids, union_root_ids
 from proofpilot.edits.stats import SampleResult, sample_statistics
@@ -166,6 +167,7 @@ def write_edits(
         summary = replace(summary, files=summary.files + tuple(make_figures(views, out / "figures")))
     data = summary_dict(summary)
     data["files"] += ["summary.json", "summary.md"]
+    data["reconciliation"] = reconciliation_dict(data)
     write_json(data, out / "summary.json")
     md = out / "summary.md"
     md.write_text(render(data))
