@@ -201,3 +201,30 @@ def model_intervals(
             )
         )
     return out
+
+
+def fit_samples(per_neuron, samples, population: int, config) -> tuple[ModelIntervals, ...]:
+    """The model fitted to each sample of an `edits` run (one dataset, ok neurons only); a census has no
+    sampling error and is not fitted."""
+    ok = per_neuron[per_neuron["status"] == "ok"].drop_duplicates("root_id").set_index("root_id")
+    out = []
+    for sample in samples:
+        rows = ok.loc[ok.index.intersection(sample.root_ids)]
+        if len(rows) >= population or len(rows) < 2:
+            continue
+        data = DatasetCounts(
+            sample.label, rows["n_edits"].to_numpy(int), rows["n_merges"].to_numpy(int), population
+        )
+        (fitted,) = model_intervals([data], config.ci_level, config.seed)
+        log.info("model fit %s: %.1f s, %d divergences", sample.label, fitted.seconds, fitted.divergences)
+        out.append(fitted)
+    return tuple(out)
+
+
+def model_dict(m: ModelIntervals) -> dict:
+    """summary.json's `model` entry of one sample."""
+    out: dict = {"sample": m.name, "method": METHOD, "divergences": m.divergences, "fit_seconds": m.seconds}
+    for key in ("mean_edits", "merge_share", "projected_total", "projected_merges", "projected_splits"):
+        est = getattr(m, key)
+        out[key], out[f"{key}_ci"] = est.value, list(est.ci) if est.ci else None
+    return out

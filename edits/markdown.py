@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proofpilot.edits.markdown_seed import calibration_md, reconciliation_md
+from proofpilot.edits.markdown_seed import calibration_md, model_md, reconciliation_md, resamples_md
 from proofpilot.edits.summary import PROJECTION_NOTE
 
 
@@ -270,6 +270,6 @@ def _methods(s: dict) -> list[str]:
 
 
 def render(summary: dict) -> str:
-    parts = (_header, _table1, _errors, _per_neuron, _dedup, _validation, _cost, _seed, reconciliation_md,
-             calibration_md, _methods)  # fmt: skip
+    parts = (_header, _table1, _errors, _per_neuron, _dedup, _validation, resamples_md, _cost, _seed,
+             model_md, reconciliation_md, calibration_md, _methods)  # fmt: skip
     return "\n".join(line for part in parts for line in part(summary))

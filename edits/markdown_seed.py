@@ -55,3 +55,62 @@ def calibration_md(s: dict) -> list[str]:
             f"{c['coverage']:.3f}{mark} |"
         )
     return [*lines, ""]
+
+
+def _est(value: float | None, ci: list | None, digits: int) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}" + (f" [{ci[0]:,.{digits}f}, {ci[1]:,.{digits}f}]" if ci else "")
+
+
+def model_md(s: dict) -> list[str]:
+    fits = s.get("model") or []
+    if not fits:
+        return []
+    samples = {r["label"]: r for r in s["samples"]}
+    lines = [
+        "## Hierarchical model beside the bootstrap",
+        "",
+        f"Posterior predictive of the whole table: {fits[0]['method']} (edits/hierarchical.py). "
+        "Which is better calibrated: see the measured coverage below.",
+        "",
+        "| sample | statistic | bootstrap | model | model fit |",
+        "|---|---|---|---|---|",
+    ]
+    for f in fits:
+        r = samples.get(f["sample"], {})
+        for key, digits in (("mean_edits", 2), ("merge_share", 3), ("projected_total", 0)):
+            cells = [_est(r.get(key), r.get(f"{key}_ci"), digits), _est(f[key], f[f"{key}_ci"], digits)]
+            lines.append(f"| {f['sample']} | {key} | {cells[0]} | {cells[1]} | "
+                         f"{f['fit_seconds']:.1f} s, {f['divergences']} divergences |")  # fmt: skip
+    return [*lines, ""]
+
+
+def resamples_md(s: dict) -> list[str]:
+    res = s.get("resamples")
+    if not res:
+        return []
+    lines = [
+        f"## Sample-size validation over {res['r']} independent resamples per size",
+        "",
+        "| n | statistic | mean over resamples | sd | min | max |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n, stats in res["spread"].items():
+        for key, v in stats.items():
+            sd = "–" if v["sd"] is None else f"{v['sd']:,.4g}"
+            lines.append(f"| {n} | {key} | {v['mean']:,.4g} | {sd} | {v['min']:,.4g} | {v['max']:,.4g} |")
+    lines += ["", "| sizes | statistic | mean difference [CI] | relative change | largest change |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for d in res["differences"]:
+        ci = (
+            ""
+            if d["difference_ci"] is None
+            else f" [{d['difference_ci'][0]:,.4g}, {d['difference_ci'][1]:,.4g}]"
+        )
+        rel = "–" if d["relative_change_pct"] is None else f"{d['relative_change_pct']:+.1f} %"
+        big = "–" if d["largest_abs_change_pct"] is None else f"{d['largest_abs_change_pct']:.1f} %"
+        lines.append(
+            f"| {d['a']} → {d['b']} | {d['statistic']} | {d['difference']:,.4g}{ci} | {rel} | {big} |"
+        )
+    return [*lines, ""]

@@ -272,3 +272,17 @@ def reconciliation_dict(summary: dict) -> list[dict]:
     from proofpilot.edits.summary import SummaryRecord  # summary imports this package's reference table
 
     return [asdict(r) for r in reconcile(SummaryRecord.from_dict(summary))]
+
+
+def combined(records: list[SummaryRecord]) -> list[ReconRow]:
+    """One table over several runs (e.g. the report's mouse-like and fly-like `edits` folders): each row's
+    `here` from the run of its dataset; the mouse/fly ratio from the two runs' largest samples."""
+    rows = seed_rows()
+    out = []
+    for row in rows:
+        values = [v for r in records if (v := here_value(r, row)) is not None]
+        out.append(replace(row, here=values[0] if values else None))
+    means = {species_of(r.datastack): r.samples[-1].mean_edits.value for r in records}
+    if means.get("mouse") and means.get("fly"):
+        out = [replace(r, here=means["mouse"] / means["fly"]) if "23.6x" in r.statement else r for r in out]
+    return out

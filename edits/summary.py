@@ -19,6 +19,7 @@ from proofpilot.core.records import from_json, read_json_object
 from proofpilot.datastack.records import DataPin
 from proofpilot.edits.calibration import calibration_dict
 from proofpilot.edits.cost import SENSITIVITY_SECONDS
+from proofpilot.edits.hierarchical import model_dict
 from proofpilot.edits.intervals import (
     BIAS_CORRECTED,
     ORDER_STAT,
@@ -255,6 +256,8 @@ def summary_dict(summary: EditSummary) -> dict:
         "validation": validation(summary.samples, cfg.nested),
         "seed_comparison": [c for s in summary.samples if (c := compare_with_seed(summary.datastack, s))],
         "calibration": calibration_dict(summary.datastack),
+        "model": [model_dict(m) for m in summary.model],
+        "resamples": summary.resamples,
         "cost": primary,
         "files": [str(p.relative_to(summary.out_dir) if summary.out_dir else p) for p in summary.files],
     }
