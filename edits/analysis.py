@@ -214,7 +214,7 @@ def measure(config: EditsConfig) -> EditsResult:
         needed = union_root_ids(samples + [s for group in sets for s in group])
         log.info("%d proofread neurons; fetching the logs of %d sampled ones", len(population), len(needed))
         fetched = ingestion.run(table, needed.tolist())
-        multiplicity = _multiplicity(ingestion, fetched.operations, population)
+        multiplicity = operation_multiplicity(ingestion, fetched.operations, population)
     finally:
         ingestion.close()
     return compute(
@@ -231,7 +231,7 @@ def measure(config: EditsConfig) -> EditsResult:
     )
 
 
-def _multiplicity(
+def operation_multiplicity(
     ingestion: Ingestion, operations: pd.DataFrame | None, table_roots: np.ndarray
 ) -> pd.DataFrame | None:
     """m per sampled operation (datastack.multiplicity); None (per-neuron sums only) where not to be had."""
