@@ -16,6 +16,7 @@ from importlib import metadata
 from proofpilot.datastack.records import DataPin
 from proofpilot.eval.rows import RunInfo
 from proofpilot.report.build import EditsInput, ReportInputs
+from proofpilot.report.complexity import complexity_section
 from proofpilot.report.format import esc, fmt, gpu_text
 from proofpilot.report.sections import (
     accuracy_section,
@@ -142,6 +143,7 @@ def render_report(inp: ReportInputs, build_seconds: Callable[[], float]) -> tupl
         + cost_section(inp.cost, images)
         + full_cost_section(inp.dataset_costs, inp.notes, images)
         + latency_section(inp, images)
+        + complexity_section(inp.rows)
         + edits_section(inp.edits, images)
     )
     body += provenance_section(inp, build_seconds())
