@@ -35,7 +35,14 @@ import numpy as np
 
 from proofpilot.datastack.embedded.truth import per_neuron_frame
 from proofpilot.edits.bootstrap import GroupedSample, bootstrap, point_statistics
-from proofpilot.edits.calibration import COVERAGE_PATH, CoverageCell, CoverageRecord, write_coverage
+from proofpilot.edits.calibration import (
+    COVERAGE_PATH,
+    CoverageCell,
+    CoverageRecord,
+    merge_records,
+    read_coverage,
+    write_coverage,
+)
 from proofpilot.edits.hierarchical import DatasetCounts, model_intervals
 from proofpilot.edits.intervals import SampleIntervals, percentile_interval, quantile_interval
 from proofpilot.edits.reference import SEED_SAMPLES, SeedSample, seed_sample, species_of
@@ -122,7 +129,12 @@ def main() -> None:
     parser.add_argument("--profiles", nargs="+", default=list(PROFILES), choices=PROFILES)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--out", default=str(COVERAGE_PATH))
+    parser.add_argument("--merge", nargs="+", help="only merge these saved records into --out (no sampling)")
     args = parser.parse_args()
+    if args.merge:
+        merged = merge_records([read_coverage(Path(p)) for p in args.merge])
+        print(f"merged {len(merged.cells)} cells into {write_coverage(merged, Path(args.out))}")
+        return
     frames = {p: per_neuron_frame(p) for p in args.profiles}
     data = {}
     for profile, frame in frames.items():

@@ -96,17 +96,23 @@ def calibration_dict(profile: str, path: Path = COVERAGE_PATH) -> dict:
 
 
 def merge_records(records: list[CoverageRecord]) -> CoverageRecord:
-    """One record of several bench runs (e.g. one process per sample size): cells concatenated, the latest
-    date, the commands joined; the runs must share the first seed, level and resamples."""
+    """One record of several bench runs (e.g. the bootstrap over 400 seeds and the model over fewer): for each
+    (profile, n, statistic, method) the cell with the most seeds, the latest date, the commands joined; the
+    runs must share the first seed, level and resamples."""
     first = records[0]
     if any((r.first_seed, r.level, r.n_bootstrap) != (first.first_seed, first.level, first.n_bootstrap)
            for r in records):  # fmt: skip
         raise DataError("coverage records to merge differ in first seed, level or resamples")
+    best: dict[tuple, CoverageCell] = {}
+    for c in (c for r in records for c in r.cells):
+        key = (c.profile, c.n, c.statistic, c.method)
+        if key not in best or c.seeds > best[key].seeds:
+            best[key] = c
     return CoverageRecord(
         date=max(r.date for r in records),
         command=" ; ".join(r.command for r in records),
         first_seed=first.first_seed,
         level=first.level,
         n_bootstrap=first.n_bootstrap,
-        cells=tuple(c for r in records for c in r.cells),
+        cells=tuple(best.values()),
     )
