@@ -26,6 +26,7 @@ from proofpilot.datastack.embedded.truth import membership_frame, per_neuron_fra
 from proofpilot.datastack.source import DataSource
 from proofpilot.edits.analysis import analyse
 from proofpilot.edits.bootstrap import GroupedSample, bootstrap
+from proofpilot.edits.hierarchical import DatasetCounts, model_intervals
 from proofpilot.edits.records import EditsConfig
 from proofpilot.edits.sampling import draw_samples, population_root_ids
 
@@ -54,6 +55,9 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--baseline-resamples", type=int, default=10)
     parser.add_argument("--sample-sizes", type=int, nargs="*", default=[])
+    parser.add_argument(
+        "--model-n", type=int, default=500, help="sample size of the timed model fit (0: none)"
+    )
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -98,6 +102,20 @@ def main() -> None:
     t_naive_each = (time.perf_counter() - t0) / args.baseline_resamples
     t_naive = t_naive_each * args.bootstrap
 
+    t_model = t_compile = None
+    if args.model_n:  # the census needs no model (no sampling error); a sample of --model-n is fitted
+        (sample,) = draw_samples(population, (args.model_n,), 0)
+        rows = ok.set_index("root_id").loc[sample.root_ids]
+        data = DatasetCounts(
+            "fit", rows["n_edits"].to_numpy(int), rows["n_merges"].to_numpy(int), len(population)
+        )
+        t0 = time.perf_counter()
+        model_intervals([data], seed=0)  # the first fit traces and compiles the sampler
+        t_compile = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model_intervals([data], seed=1)
+        t_model = time.perf_counter() - t0
+
     full = summary.samples[-1]
     print(
         f"profile {args.profile}: {len(per_neuron):,} neurons, {len(membership):,} log rows "
@@ -114,6 +132,13 @@ def main() -> None:
         f"(target < 60 s)"
     )
     print(f"bootstrap alone, {args.bootstrap} resamples of n={len(ok):,}: {t_boot:.2f} s")
+    if t_model is not None:
+        print(
+            f"hierarchical model (edits --model), one sample of n={args.model_n}: "
+            f"first fit {t_compile:.1f} s "
+            f"(with compiling), next fit {t_model:.1f} s = {t_model / t_boot:.1f}x the bootstrap above; "
+            f"analyse + first fit {t_analyse + t_compile:.1f} s"
+        )
     print(
         f"baseline, naive pandas resample loop: {t_naive_each * 1000:.0f} ms per resample "
         f"(measured over {args.baseline_resamples}) -> {t_naive:.1f} s for {args.bootstrap}"

@@ -30,8 +30,11 @@ from proofpilot.datastack.multiplicity import lookup_multiplicity
 from proofpilot.datastack.records import DataPin
 from proofpilot.datastack.source import DataSource
 from proofpilot.edits.cost import DISTINCT, SEEDS_WAY, dedup_cost, sample_cost, sensitivity
+from proofpilot.edits.hierarchical import fit_samples
 from proofpilot.edits.markdown import render
+from proofpilot.edits.reconcile import reconciliation_dict
 from proofpilot.edits.records import CostBasis, CostReport, EditsConfig, EditsResult, EditSummary
+from proofpilot.edits.resamples import resample_sets, resample_validation
 from proofpilot.edits.sampling import Sample, draw_samples, population_root_ids, union_root_ids
 from proofpilot.edits.stats import SampleResult, sample_statistics
 from proofpilot.edits.summary import summary_dict, write_json
@@ -74,6 +77,7 @@ def compute(
     config: EditsConfig,
     n_table_rows: int | None = None,
     multiplicity: pd.DataFrame | None = None,
+    resamples: list[list[Sample]] | None = None,
 ) -> EditsResult:
     """Statistics and cost of already-ingested rows, in memory (step 3 of the module docstring);
     `multiplicity` (operation_id, m) adds the distinct-operation counts, the primary cost's basis."""
@@ -104,6 +108,8 @@ def compute(
         samples=tuple(r.stats for r in results),
         cost=cost_report(results, config.cost),
         config=config,
+        model=fit_samples(per_neuron, samples, n_pop, config) if config.model else (),
+        resamples=resample_validation(per_neuron, resamples, n_pop, config.ci_level) if resamples else None,
     )
     return EditsResult(summary, _sample_columns(per_neuron, samples), operations, membership)
 
@@ -166,6 +172,7 @@ def write_edits(
         summary = replace(summary, files=summary.files + tuple(make_figures(views, out / "figures")))
     data = summary_dict(summary)
     data["files"] += ["summary.json", "summary.md"]
+    data["reconciliation"] = reconciliation_dict(data)
     write_json(data, out / "summary.json")
     md = out / "summary.md"
     md.write_text(render(data))
@@ -203,10 +210,11 @@ def measure(config: EditsConfig) -> EditsResult:
         table_rows = ingestion.table_roots(table)
         population = population_root_ids(table_rows)
         samples = draw_samples(population, config.sample_sizes, config.seed, config.nested, config.full)
-        needed = union_root_ids(samples)
+        sets = resample_sets(population, config.sample_sizes, config.seed, config.resamples)
+        needed = union_root_ids(samples + [s for group in sets for s in group])
         log.info("%d proofread neurons; fetching the logs of %d sampled ones", len(population), len(needed))
         fetched = ingestion.run(table, needed.tolist())
-        multiplicity = _multiplicity(ingestion, fetched.operations, population)
+        multiplicity = operation_multiplicity(ingestion, fetched.operations, population)
     finally:
         ingestion.close()
     return compute(
@@ -219,10 +227,11 @@ def measure(config: EditsConfig) -> EditsResult:
         config,
         n_table_rows=len(table_rows),
         multiplicity=multiplicity,
+        resamples=sets,
     )
 
 
-def _multiplicity(
+def operation_multiplicity(
     ingestion: Ingestion, operations: pd.DataFrame | None, table_roots: np.ndarray
 ) -> pd.DataFrame | None:
     """m per sampled operation (datastack.multiplicity); None (per-neuron sums only) where not to be had."""

@@ -100,6 +100,18 @@ def _draw_distinct(ax, samples: list[dict]) -> str:
     return f"\n(distinct operations not estimable at {', '.join(missing)})" if missing else ""
 
 
+def _draw_resamples(ax, x: int, resamples: dict | None, sample: dict, key: str, scale: float, labelled: bool):
+    """The R independent resamples of this size as grey dots left of the CI bar (edits/resamples.py)."""
+    spread = (resamples or {}).get("spread", {}).get(str(sample["n"]))
+    if not spread or sample["label"] == "full":
+        return labelled
+    values = np.asarray(spread[key]["values"], dtype=float) * scale
+    offsets = x - 0.2 + np.linspace(-0.05, 0.05, len(values))
+    label = None if labelled else f"{resamples['r']} independent resamples"
+    ax.plot(offsets, values, "o", color="grey", markersize=3, alpha=0.7, label=label)
+    return True
+
+
 def figure1(views: list[DatasetView], path: Path) -> Path:
     """Sample-size validation: three panels per dataset, CIs as error bars, the seed's values as diamonds."""
     with mpl.rc_context(STYLE):
@@ -125,7 +137,7 @@ def figure1(views: list[DatasetView], path: Path) -> Path:
                 ),
             )
             for ax, (key, ylabel, seed_key, scale) in zip(row, panels, strict=True):
-                seed_labelled = False
+                seed_labelled, drawn = False, False
                 for x, s in enumerate(samples):
                     ci = s.get(f"{key}_ci")
                     _errorbar(
@@ -136,6 +148,7 @@ def figure1(views: list[DatasetView], path: Path) -> Path:
                         color=MERGE_COLOUR,
                         label=f"this run ({level} % CI)" if x == 0 else None,
                     )
+                    drawn = _draw_resamples(ax, x, view.summary.get("resamples"), s, key, scale, drawn)
                     if s["n"] in seed and s["label"] != "full":
                         value = seed[s["n"]][seed_key]
                         ax.plot(

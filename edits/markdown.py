@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from proofpilot.edits.markdown_seed import calibration_md, model_md, reconciliation_md, resamples_md
 from proofpilot.edits.summary import PROJECTION_NOTE
 
 
@@ -46,7 +47,7 @@ def _header(s: dict) -> list[str]:
         f"- Sampling: {smp['design']}; seed {smp['seed']}; {smp['n_bootstrap']:,} bootstrap resamples; "
         f"{level} % confidence intervals in brackets.",
         f"- Errors: {smp['errors']}.",
-        f"- Caveat: {smp['heavy_tail_caveat']}.",
+        f"- Calibration: {smp['calibration_note']}.",
         *[f"- **{r['label']}**: {r['small_sample_note']}." for r in s["samples"] if r.get("small_sample")],
         "",
     ]
@@ -269,5 +270,6 @@ def _methods(s: dict) -> list[str]:
 
 
 def render(summary: dict) -> str:
-    parts = (_header, _table1, _errors, _per_neuron, _dedup, _validation, _cost, _seed, _methods)
+    parts = (_header, _table1, _errors, _per_neuron, _dedup, _validation, resamples_md, _cost, _seed,
+             model_md, reconciliation_md, calibration_md, _methods)  # fmt: skip
     return "\n".join(line for part in parts for line in part(summary))

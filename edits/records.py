@@ -185,6 +185,10 @@ class EditsConfig:
     cost: CostBasis = field(default_factory=CostBasis)
     compare_dirs: tuple[Path, ...] = ()  # earlier `edits` outputs drawn next to this one in the figures
     figures: bool = True
+    model: bool = False  # also fit the hierarchical model (edits/hierarchical.py) to each sample
+    resamples: int = (
+        0  # R independent extra samples per size for the sample-size validation (edits/resamples.py)
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.source, str):  # a bare datastack name
@@ -223,6 +227,8 @@ class EditSummary:
     config: EditsConfig
     out_dir: Path | None = None  # None until written (`write_edits`)
     files: tuple[Path, ...] = ()
+    model: tuple = ()  # edits.hierarchical.ModelIntervals per sample (config.model), beside the bootstrap's
+    resamples: dict | None = None  # edits.resamples.resample_validation (config.resamples > 0)
 
 
 @dataclass(frozen=True, eq=False)

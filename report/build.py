@@ -207,7 +207,7 @@ def full_dataset_costs(
     own = cost.projection if cost else None
     if own:
         counts = EditsProjection(
-            own.dataset, own.merges, own.merges_ci, own.splits, own.splits_ci, own.ci_level
+            own.dataset, own.merges, own.merges_ci, own.splits, own.splits_ci, own.ci_level, own.counts_basis
         )
         species = species_of(own.dataset)
         kind = SPECIES_LABEL.get(species, own.dataset) if species else own.dataset

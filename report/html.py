@@ -19,6 +19,7 @@ from proofpilot.eval.rows import RunInfo
 from proofpilot.orchestrator.run_records import read_verdict_rows
 from proofpilot.orchestrator.sample_views import read_sample_views
 from proofpilot.report.build import EditsInput, ReportInputs
+from proofpilot.report.complexity import complexity_section
 from proofpilot.report.format import esc, fmt, gpu_text
 from proofpilot.report.sections import (
     accuracy_section,
@@ -155,6 +156,7 @@ def render_report(inp: ReportInputs, build_seconds: Callable[[], float]) -> tupl
         + cost_section(inp.cost, images)
         + full_cost_section(inp.dataset_costs, inp.notes, images)
         + latency_section(inp, images)
+        + complexity_section(inp.rows)
         + edits_section(inp.edits, images)
         + views_section(inp.run_dir, read_sample_views(inp.run_dir), read_verdict_rows(inp.run_dir), images)
     )

@@ -13,6 +13,7 @@ from proofpilot.eval.decisions import EvalReport, GroupMetrics
 from proofpilot.report import figures as figs
 from proofpilot.report.build import DatasetCost, EditsInput, ReportInputs
 from proofpilot.report.format import DASH, esc, est_cell, fmt, gpu_text, image, pair_cell, table
+from proofpilot.report.seed_section import reconciliation_section
 from proofpilot.telemetry.cost import CostReport, OpCost
 from proofpilot.telemetry.projection import SEED_T_MERGE_S, SEED_T_SPLIT_S
 
@@ -319,4 +320,5 @@ def edits_section(edits: Sequence[EditsInput], images: list[int]) -> str:
                 f'<p class="warn">{esc(e.path)}/figures holds no figures (edits run --no-figures?)</p>'
             )
         parts.extend(image(png, f"{s.datastack}: {fig}", images) for fig, png in e.figures)
+    parts.append(reconciliation_section([e.summary for e in edits]))
     return "".join(parts) + "</section>"

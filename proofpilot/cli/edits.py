@@ -123,6 +123,14 @@ def _echo_summary(summary: EditSummary) -> None:
 @cave_fetch_options
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw figures/*.png.")
+@click.option(
+    "--model/--no-model", default=False, show_default=True,
+    help="Also fit the hierarchical count model (NumPyro NUTS) and report its posterior predictive totals.",
+)  # fmt: skip
+@click.option(
+    "--resamples", type=click.IntRange(min=0), default=0, show_default=True,
+    help="R independent extra samples per size (the seed's Figure 1 used 10): spread and n-to-n differences.",
+)  # fmt: skip
 def edits(
     source: DataSource,
     sample_sizes: tuple[int, ...],
@@ -141,6 +149,8 @@ def edits(
     batch_size: int,
     progress: bool,
     figures: bool,
+    model: bool,
+    resamples: int,
 ) -> None:
     """Edit statistics of proofread neurons, their projection to the whole table, and its cost.
 
@@ -163,7 +173,8 @@ def edits(
     config = EditsConfig(
         source=source, out_dir=out_dir, sample_sizes=sample_sizes, full=full, nested=nested, seed=seed,
         n_bootstrap=n_bootstrap, ci_level=ci_level, workers=workers, batch_size=batch_size,
-        progress=progress, cost=cost, compare_dirs=compare_dirs, figures=figures,
+        progress=progress, cost=cost, compare_dirs=compare_dirs, figures=figures, model=model,
+        resamples=resamples,
     )  # fmt: skip
     with open_source(source) as resolved:
         summary = run_edits(replace(config, source=resolved))

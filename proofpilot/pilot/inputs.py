@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from proofpilot.core.errors import DataError
 from proofpilot.datastack.client import CaveConnection
@@ -21,6 +22,8 @@ from proofpilot.datastack.geometry import CROP_MARGIN_NM, PCG_INVALIDATION_NM, C
 from proofpilot.datastack.ingest import Ingestion, IngestResult, resolve_table, write_result
 from proofpilot.datastack.roles import CaveRoles
 from proofpilot.datastack.source import DataSource
+from proofpilot.edits.analysis import operation_multiplicity
+from proofpilot.edits.cost import DISTINCT, PER_NEURON_SUMS
 from proofpilot.edits.sampling import draw_samples, population_root_ids
 from proofpilot.edits.stats import sample_statistics
 from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
@@ -42,6 +45,7 @@ class PilotSample:
     ingest: IngestResult
     population: int  # distinct neurons in the proofread table
     root_ids: tuple[int, ...]  # the sampled neurons, ascending
+    multiplicity: pd.DataFrame | None = None  # (operation_id, m): proofread neurons whose logs hold it
 
 
 def ingest_sample(source: DataSource, neurons: int, seed: int, progress: bool) -> PilotSample:
@@ -56,6 +60,7 @@ def ingest_sample(source: DataSource, neurons: int, seed: int, progress: bool) -
         population = population_root_ids(run.table_roots(table))
         sample = draw_samples(population, (neurons,), seed)[0]
         result = run.run(table, [int(r) for r in sample.root_ids])
+        multiplicity = operation_multiplicity(run, result.operations, population)
     finally:
         run.close()
     n_ok = int((result.per_neuron["status"] == "ok").sum())
@@ -67,7 +72,7 @@ def ingest_sample(source: DataSource, neurons: int, seed: int, progress: bool) -
             neurons - n_ok,
             neurons,
         )
-    return PilotSample(result, len(population), tuple(int(r) for r in sample.root_ids))
+    return PilotSample(result, len(population), tuple(int(r) for r in sample.root_ids), multiplicity)
 
 
 def neurons_without_log(sample: PilotSample) -> list[dict[str, object]]:
@@ -186,8 +191,10 @@ def task_row(task: DecisionTask) -> dict:
 
 
 def edits_projection(sample: PilotSample, datastack: str, seed: int) -> EditsProjection | None:
-    """Projected merges and splits of the whole table from the sample (per-neuron sums, 95 % bootstrap CIs
-    with finite-population correction, from the edits stage); None if it cannot be estimated."""
+    """Projected merges and splits of the whole table from the sample, 95 % bootstrap CIs with
+    finite-population correction (the edits stage's): distinct operations (each logged operation weighs 1/m,
+    edits/distinct.py) where the sample's multiplicities were looked up, else per-neuron sums (labelled so);
+    None if it cannot be estimated."""
 
     try:
         result = sample_statistics(
@@ -197,14 +204,20 @@ def edits_projection(sample: PilotSample, datastack: str, seed: int) -> EditsPro
             sample.population,
             N_BOOTSTRAP,
             np.random.default_rng(seed),
+            multiplicity=sample.multiplicity,
         )
     except DataError as exc:
         log.warning("no full-dataset projection: %s", exc)
         return None
+    distinct = result.stats.distinct
     merges, splits = result.stats.projected_merges, result.stats.projected_splits
+    basis = PER_NEURON_SUMS
+    if distinct is not None and distinct.merges.ci is not None and distinct.splits.ci is not None:
+        merges, splits, basis = distinct.merges, distinct.splits, DISTINCT
     if merges.value is None or splits.value is None or merges.ci is None or splits.ci is None:
         return None
-    return EditsProjection(datastack, merges.value, merges.ci, splits.value, splits.ci, result.stats.ci_level)
+    level = result.stats.ci_level
+    return EditsProjection(datastack, merges.value, merges.ci, splits.value, splits.ci, level, basis)
 
 
 def write_ingest(sample: PilotSample, out_dir: Path) -> None:
