@@ -117,8 +117,11 @@ def _geometry(tasks, sources: dict[str, object], meter: Meter):
     """Per source, per operation: wall and requests of its tasks' features; and tasks featured per source.
 
     The sources take turns operation by operation, so that both see the same load on a shared machine."""
-    from proofpilot.core.errors import DataError
-    from proofpilot.pilot.inputs import with_features
+    from proofpilot.orchestrator.prep import PrepOptions, prepare_batch
+
+    def featured(group, source, key) -> int:  # the pilot's own preparation, in this process
+        results = prepare_batch(group, key, source, PrepOptions(), to_payload=lambda prepared: None)
+        return sum(r.error_reason is None for r in results)
 
     by_op = defaultdict(list)
     for task in tasks:
@@ -127,12 +130,9 @@ def _geometry(tasks, sources: dict[str, object], meter: Meter):
     kept: Counter[str] = Counter()
     for op, group in by_op.items():
         for name, source in sources.items():
-            try:
-                featured, wall, reqs = meter(lambda g=group, s=source: with_features(g, s))
-                kept[name] += len(featured.tasks)
-            except DataError:
-                wall, reqs = float("nan"), Counter()
-            cost[name][op] = (wall, reqs)
+            n, wall, reqs = meter(lambda g=group, s=source, k=name: featured(g, s, k))
+            kept[name] += n
+            cost[name][op] = (wall, reqs) if n else (float("nan"), Counter())
     return cost, kept
 
 

@@ -82,15 +82,6 @@ class PcgSkeletons:
                 out[root] = self._items[root]
         return out
 
-    def _crop_or_whole(self, root: int) -> navis.TreeNeuron:
-        try:
-            return self.pcg.around(root, self.center_nm, self.half_size_nm)
-        except EmptyCrop:
-            whole = self.pcg.get_many([root])
-            if root not in whole:
-                raise DataError(self.pcg.failures.get(root, f"no skeleton of root {root}")) from None
-            return whole[root]
-
     def around(self, root_id: int, center_nm: Sequence[float], half_size_nm: float) -> navis.TreeNeuron:
         """The skeleton of the part of `root_id` within a cube of half side `half_size_nm` around
         `center_nm` (L2 nodes whose chunk meets the box, as the bounded ``lvl2_graph`` returns them);

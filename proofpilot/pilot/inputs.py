@@ -8,8 +8,6 @@ same draw `proofpilot edits --sample-sizes N --seed S` makes), so the projection
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pandas as pd
 
 from proofpilot.core.errors import DataError
 from proofpilot.datastack.client import CaveConnection
-from proofpilot.datastack.geometry import CROP_MARGIN_NM, PCG_INVALIDATION_NM, CroppedPcg, PcgSkeletons
+from proofpilot.datastack.geometry import PCG_INVALIDATION_NM, PcgSkeletons
 from proofpilot.datastack.ingest import Ingestion, IngestResult, resolve_table, write_result
 from proofpilot.datastack.roles import CaveRoles
 from proofpilot.datastack.source import DataSource
@@ -28,8 +26,6 @@ from proofpilot.edits.sampling import draw_samples, population_root_ids
 from proofpilot.edits.stats import sample_statistics
 from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
 from proofpilot.tasks.distractors import SegmentationDistractors
-from proofpilot.tasks.features import DEFAULT_RADIUS_NM
-from proofpilot.tasks.prepare import SkeletonCache, SkeletonSource, add_features, task_roots
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.projection import EditsProjection
 
@@ -107,14 +103,6 @@ def build_tasks(
     return tasks
 
 
-@dataclass(frozen=True)
-class Featured:
-    """Tasks with features, and those left without: {task id: why its geometry could not be had}."""
-
-    tasks: list[DecisionTask]
-    without_geometry: dict[str, str]
-
-
 def geometry_source(
     source: DataSource, skeleton_layer: str | None, invalidation_d_nm: float = PCG_INVALIDATION_NM
 ) -> str | PcgSkeletons:
@@ -124,62 +112,6 @@ def geometry_source(
         return skeleton_layer
     conn = CaveConnection(source.client_settings())
     return PcgSkeletons(conn.client, invalidation_d_nm=invalidation_d_nm)
-
-
-def with_features(tasks: Sequence[DecisionTask], skeletons: str | SkeletonSource) -> Featured:
-    """The tasks with their skeleton features; tasks with a root whose geometry could not be had are left
-    out, each with its reason, and logged by reason.
-
-    `skeletons`: a precomputed layer URL (whole skeletons, one batch per neuron), a `PcgSkeletons` (each
-    task's fragments cropped to a box around its interface point: a bounded ``lvl2_graph`` and the L2 cache
-    of the nodes in it), or any other source of whole skeletons.
-
-    cloud-files fetches with more threads than urllib3's pool keeps connections for; the resulting
-    "Connection pool is full, discarding connection" warnings (dozens per run, nothing lost) are muted."""
-    pool_log = logging.getLogger("urllib3.connectionpool")
-    level = pool_log.level
-    pool_log.setLevel(logging.ERROR)
-    dropped: Counter[str] = Counter()
-    without: dict[str, str] = {}
-    try:
-        if isinstance(skeletons, PcgSkeletons):
-            out = _cropped_features(tasks, skeletons, dropped, without)
-        else:
-            out = _features(tasks, SkeletonCache(skeletons), dropped, without)
-    finally:
-        pool_log.setLevel(level)
-    if dropped:
-        reasons = ", ".join(f"{why}: {n}" for why, n in sorted(dropped.items()))
-        log.warning("%d of %d tasks dropped for lack of geometry: %s", len(without), len(tasks), reasons)
-    if not out:
-        raise DataError(f"none of the {len(tasks)} tasks has the geometry of its fragments")
-    return Featured(out, without)
-
-
-def _features(tasks, cache: SkeletonCache, dropped: Counter[str], without: dict[str, str]):
-    try:
-        out = add_features(tasks, cache, dropped=dropped)
-    except DataError:  # no task of these has geometry: each is counted in `dropped`
-        out = []
-    kept = {t.task_id for t in out}
-    for task in tasks:
-        if task.task_id not in kept:
-            lacking = [r for r in task_roots(task) if r in cache.failures]
-            without[task.task_id] = cache.failures[lacking[0]] if lacking else "no geometry"
-    return out
-
-
-def _cropped_features(tasks, pcg: PcgSkeletons, dropped: Counter[str], without: dict[str, str]):
-    """Features per interface point, from crops of half size (feature radius + margin) around it."""
-    half = DEFAULT_RADIUS_NM + CROP_MARGIN_NM
-    groups: dict[tuple[float, ...], list[DecisionTask]] = {}
-    for task in tasks:
-        groups.setdefault(tuple(task.interface_nm), []).append(task)
-    featured: dict[str, DecisionTask] = {}
-    for center, group in groups.items():
-        cache = SkeletonCache(CroppedPcg(pcg, center, half))
-        featured.update((t.task_id, t) for t in _features(group, cache, dropped, without))
-    return [featured[t.task_id] for t in tasks if t.task_id in featured]
 
 
 def task_row(task: DecisionTask) -> dict:

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import signal
-import tempfile
 import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import ray
+from support.ray_fixtures import ray_up  # noqa: F401 - the module's Ray
 
 from proofpilot.agent.baseline import DEFAULT_RULE, BaselineAgent
 from proofpilot.agent.prompt import build_request
@@ -44,23 +43,12 @@ def load_stub_module():
 
 
 StubServer = load_stub_module().StubServer
+pytestmark = pytest.mark.usefixtures("ray_up")
 
 
 def stub_gauge(stub, name: str) -> float:
     text = urllib.request.urlopen(stub.metrics_url, timeout=5).read().decode()
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
-
-
-@pytest.fixture(scope="module")
-def ray_up():
-    temp_dir = tempfile.mkdtemp(prefix="ppr-", dir="/tmp")  # short: unix socket paths are limited
-    try:
-        with ray_session(RayOptions(num_cpus=2, temp_dir=temp_dir)) as started:
-            assert started and ray.is_initialized()
-            yield
-        assert not ray.is_initialized()
-    finally:
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +82,7 @@ def test_split_capacity():
     assert split_capacity(2, 2) == [1, 1]
 
 
-def test_two_endpoints_every_item_once_with_bounded_in_flight(ray_up, stubs):
+def test_two_endpoints_every_item_once_with_bounded_in_flight(stubs):
     a, b = stubs
     slots = start_llm_workers([a.base_url, b.base_url], "stub", concurrency=4, n_actors=2)
     logger = PrometheusDecisionLogger()
@@ -121,7 +109,7 @@ def test_two_endpoints_every_item_once_with_bounded_in_flight(ray_up, stubs):
     assert len(collect.batches) > 1
 
 
-def test_stop_request_returns_early_and_cancels_the_rest(ray_up, stubs):
+def test_stop_request_returns_early_and_cancels_the_rest(stubs):
     slots = start_llm_workers([stubs[0].base_url], "stub", concurrency=2)
     collect = Collector()
     dispatcher = Dispatcher(slots, lambda batch: (collect(batch), os.kill(os.getpid(), signal.SIGINT)))
@@ -134,7 +122,7 @@ def test_stop_request_returns_early_and_cancels_the_rest(ray_up, stubs):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
 
-def test_a_dead_worker_hands_its_tasks_to_the_others(ray_up, stubs):
+def test_a_dead_worker_hands_its_tasks_to_the_others(stubs):
     slots = start_llm_workers([stubs[0].base_url], "stub", concurrency=4, n_actors=2)
     collect = Collector()
 
@@ -164,7 +152,7 @@ def baseline_tasks(n: int) -> list[DecisionTask]:
     ]  # fmt: skip
 
 
-def test_baseline_function_workers_need_no_llm(ray_up):
+def test_baseline_function_workers_need_no_llm():
     agent = BaselineAgent()
     slots = start_function_workers(agent.decide, n_actors=2)
     collect = Collector()
@@ -179,7 +167,7 @@ def test_baseline_function_workers_need_no_llm(ray_up):
     assert set(got.values()) == {"merge", "no_merge"}  # the rule's threshold splits these tasks
 
 
-def test_ray_session_reuses_a_running_ray(ray_up):
+def test_ray_session_reuses_a_running_ray():
     with ray_session(RayOptions()) as started:
         assert started is False
     assert ray.is_initialized()

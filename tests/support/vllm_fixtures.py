@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -23,21 +24,15 @@ from proofpilot.agent.serving import (
 )
 
 
-@pytest.fixture(scope="session")
-def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmCpuServer]:
-    """A running vLLM CPU server; tests that stop it must start it again (same port) before returning."""
-    work = tmp_path_factory.mktemp("vllm")
-    config = CpuServerConfig(cache_dir=work / "cache", log_path=work / "vllm.log")
+def _serve(config: CpuServerConfig, work: Path, builder: str) -> Iterator[VllmCpuServer]:
+    """Start `config`'s server (its model built by deploy/vllm/`builder` if missing); stop it after."""
     if not (config.venv / "bin" / "python").exists():
         pytest.skip(unavailable_reason(config) or "no vLLM venv")
     if not (config.model_dir / "config.json").exists():
-        model_dir = work / "tiny-qwen2"
-        builder = REPO_ROOT / "deploy" / "vllm" / "make_tiny_model.py"
-        subprocess.run(
-            [str(config.venv / "bin" / "python"), str(builder), str(model_dir)],
-            check=True,
-            capture_output=True,
-        )
+        model_dir = work / config.model_dir.name
+        script = REPO_ROOT / "deploy" / "vllm" / builder
+        subprocess.run([str(config.venv / "bin" / "python"), str(script), str(model_dir)], check=True,
+                       capture_output=True)  # fmt: skip
         config = replace(config, model_dir=model_dir)
     server = VllmCpuServer(config)
     server.start()
@@ -45,6 +40,14 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmCpuSer
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmCpuServer]:
+    """A running vLLM CPU server; tests that stop it must start it again (same port) before returning."""
+    work = tmp_path_factory.mktemp("vllm")
+    config = CpuServerConfig(cache_dir=work / "cache", log_path=work / "vllm.log")
+    yield from _serve(config, work, "make_tiny_model.py")
 
 
 @pytest.fixture(scope="session")
@@ -52,20 +55,4 @@ def vllm_vl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmCpu
     """A running vLLM CPU server of the tiny Qwen2.5-VL (built into a temp dir if .cache lacks it)."""
     work = tmp_path_factory.mktemp("vllm-vl")
     config = vision_config(cache_dir=work / "cache", log_path=work / "vllm.log")
-    if not (config.venv / "bin" / "python").exists():
-        pytest.skip(unavailable_reason(config) or "no vLLM venv")
-    if not (config.model_dir / "config.json").exists():
-        model_dir = work / "tiny-qwen2.5-vl"
-        builder = REPO_ROOT / "deploy" / "vllm" / "make_tiny_vl_model.py"
-        subprocess.run(
-            [str(config.venv / "bin" / "python"), str(builder), str(model_dir)],
-            check=True,
-            capture_output=True,
-        )
-        config = replace(config, model_dir=model_dir)
-    server = VllmCpuServer(config)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serve(config, work, "make_tiny_vl_model.py")
