@@ -329,9 +329,10 @@ def test_a_task_whose_own_request_keeps_failing_is_set_aside_and_resumed(tmp_pat
     decides the rest and sets that task aside after --max-task-failures instead of asking it until the outage
     wait: exit 75, one line naming it; --resume asks exactly it once the server is healed."""
     run_dir = tmp_path / "run"
+    # --views 0: no vision probe before the run, so the first request the server sees is a task's
     args = ["--datastack", FLY, "--neurons", "6", "--max-ops-per-neuron", "1", "--metrics-port", "0",
             "--no-progress", "--model", "fake", "--gpus-per-endpoint", "1", "--concurrency", "4",
-            "--run-dir", str(run_dir)]  # fmt: skip
+            "--views", "0", "--run-dir", str(run_dir)]  # fmt: skip
     with PoisonLLM() as llm:
         first = faults.run_pilot_cli([*args, "--llm-url", llm.base_url, "--max-task-failures", "2",
                                       "--outage-wait", "120"], ray_tmp)  # fmt: skip
