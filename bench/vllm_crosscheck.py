@@ -19,7 +19,7 @@ client ÷ bench within ±10 %, exit status 1 otherwise. Once, at the end: "same 
 `--ignore-eos` with each call's own output length: no grammar).
 
     .venv/bin/python bench/vllm_crosscheck.py
-    .venv/bin/python bench/vllm_crosscheck.py --neurons 40 --concurrency 16 --rounds 3 --out /tmp/crosscheck
+    .venv/bin/python bench/vllm_crosscheck.py --neurons 40 --concurrency 16 --rounds 3 --out crosscheck-out
 """
 
 from __future__ import annotations

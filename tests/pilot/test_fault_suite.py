@@ -192,8 +192,10 @@ def test_llm_server_restarted_mid_run_loses_no_task(vllm_server, tmp_path, ray_t
     --resume afterwards asks nothing and rewrites nothing."""
     run_dir = tmp_path / "run"
     store = run_dir / VERDICTS_NAME
+    # --scrape-interval 0.2: the run serves for a few seconds only, and cost.json needs the scrape to see the
+    # queue busy at least once (at 1 s it saw an empty queue at every snapshot in one CI run)
     args = [*SMALL_RUN, "--llm-url", vllm_server.base_url, "--model", vllm_server.model,
-            "--gpus-per-endpoint", "1", "--concurrency", "4", "--timeout", "30",
+            "--gpus-per-endpoint", "1", "--concurrency", "4", "--timeout", "30", "--scrape-interval", "0.2",
             "--run-dir", str(run_dir)]  # fmt: skip
     # 10 neurons, 40 tasks: the restart still lands mid-run (after 3 verdicts, 4 in flight), and the run and
     # its resume each build half the tasks of SMALL_RUN (distractor cutouts dominate a session's start)
@@ -226,8 +228,11 @@ def test_llm_server_restarted_mid_run_loses_no_task(vllm_server, tmp_path, ray_t
     assert all(v["decision"] in DECISIONS[v["op_kind"]] and 0 <= v["confidence"] <= 1 for v in valid)
     session = json.loads((run_dir / MANIFEST_NAME).read_text())["sessions"][-1]
     assert session["ended"] == "done" and session["llm_errors"] == len(errors) and session["undecided"] == 0
-    cost = json.loads((run_dir / "cost.json").read_text())
-    assert cost["throughput"]["decisions"] == len(verdicts)  # decisions only, not the failed requests
+    if (run_dir / "cost.json").exists():
+        cost = json.loads((run_dir / "cost.json").read_text())
+        assert cost["throughput"]["decisions"] == len(verdicts)  # decisions only, not the failed requests
+    else:  # the LLM idles while tasks are prepared: a scrape that never saw its queue busy is said, not hidden
+        assert "note: no cost.json: the vLLM queue was never seen non-empty" in out, out + err[-3000:]
 
     stored = {name: (run_dir / name).read_bytes() for name in (VERDICTS_NAME, LLM_ERRORS_NAME)}
     resumed = faults.run_pilot_cli([*args, "--resume"], ray_tmp)
