@@ -231,7 +231,7 @@ def test_llm_server_restarted_mid_run_loses_no_task(vllm_server, tmp_path, ray_t
     if (run_dir / "cost.json").exists():
         cost = json.loads((run_dir / "cost.json").read_text())
         assert cost["throughput"]["decisions"] == len(verdicts)  # decisions only, not the failed requests
-    else:  # the LLM idles while tasks are prepared: a scrape that never saw its queue busy is said, not hidden
+    else:  # the LLM idles while tasks are prepared: a scrape that never saw its queue busy says so
         assert "note: no cost.json: the vLLM queue was never seen non-empty" in out, out + err[-3000:]
 
     stored = {name: (run_dir / name).read_bytes() for name in (VERDICTS_NAME, LLM_ERRORS_NAME)}
