@@ -117,6 +117,11 @@ def _inside(value: float, est) -> bool:
     return est.ci is not None and est.ci[0] <= value <= est.ci[1]
 
 
+def _portable(argv: list[str]) -> list[str]:
+    """The arguments as recorded: an --out path by its file name only (not where this machine kept it)."""
+    return [Path(a).name if i and argv[i - 1] == "--out" else a for i, a in enumerate(argv)]
+
+
 def main() -> None:
     logging.getLogger("jax").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -181,7 +186,7 @@ def main() -> None:
     cells = tuple(CoverageCell(p, n, k, m, int(c), int(s)) for (p, n, k, m), (c, s) in counts.items())
     record = CoverageRecord(
         date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        command=shlex.join(["bench/edits_coverage.py", *sys.argv[1:]]),
+        command=shlex.join(["bench/edits_coverage.py", *_portable(sys.argv[1:])]),
         first_seed=args.first_seed,
         level=0.95,
         n_bootstrap=args.bootstrap,
