@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections import Counter
@@ -99,9 +100,10 @@ class AgentClient:
         register_secret(api_key)  # a server that echoes the key in an error body never gets it logged
         self.stats = ClientStats()
         self._attempts: Counter[str] = Counter()
+        self._wire: dict[str, list[float]] = {}  # call id -> [request on the wire, response headers in]
         self._in_flight = asyncio.Semaphore(max_in_flight)
         http_client = openai.DefaultAsyncHttpxClient(
-            event_hooks={"request": [self._count_attempt]},
+            event_hooks={"request": [self._count_attempt], "response": [self._mark_response]},
             transport=BoundedTransport(timeout_s, max_response_bytes),  # deadline per attempt, size cap
         )
         self._openai = openai.AsyncOpenAI(
@@ -122,9 +124,27 @@ class AgentClient:
         await self._openai.close()
 
     async def _count_attempt(self, request: Any) -> None:
+        """httpx request hook: runs when the SDK has built the request and hands it to the transport."""
         call_id = request.headers.get(CALL_HEADER)
         if call_id:
             self._attempts[call_id] += 1
+            self._wire.setdefault(call_id, [time.monotonic(), math.nan])
+
+    async def _mark_response(self, response: Any) -> None:
+        """httpx response hook: runs when the response headers are in (the body of a verdict is small)."""
+        wire = self._wire.get(response.request.headers.get(CALL_HEADER, ""))
+        if wire is not None:
+            wire[1] = time.monotonic()
+
+    def _call_span(self, call_id: str, sent: float) -> tuple[float, float]:
+        """One call's send..receive: the time its request was on the wire, not the SDK's own work
+        around it (building and parsing a request costs about a millisecond, and with many calls started
+        at once those milliseconds queue up before the first byte leaves)."""
+        received = time.monotonic()
+        first, last = self._wire.pop(call_id, (math.nan, math.nan))
+        start = first if math.isfinite(first) and first >= sent else sent
+        end = last if math.isfinite(last) and start <= last <= received else received
+        return start, end
 
     async def check(self, timeout_s: float = 10.0) -> dict[str, Any]:
         """Ping the endpoint and confirm it serves `model`; raise DataError (one line) if not.
@@ -209,7 +229,7 @@ class AgentClient:
                     log.debug("task %s: %s (%s)", request.task_id, error, redact(describe_api_error(exc)))
                     break
                 finally:
-                    spans.append((sent, time.monotonic()))
+                    spans.append(self._call_span(call_id, sent))
                 answers += 1
                 self.stats.answers += 1
                 try:

@@ -102,18 +102,26 @@ def build_cost_report(
     y = np.array([iv.seconds if iv.busy else 0.0 for iv in intervals])
     r = np.array([iv.requests for iv in intervals])
     busy, served = float(y.sum()), float(r.sum())
-    if busy <= 0 or served <= 0:
-        raise DataError(
-            "the vLLM queue was never seen non-empty, or no request finished, in the scraped window: "
-            "no cost measurable (scrape more often than the run is long)"
-        )
     n_dec = len(decisions)
     calls = sum(d.llm_calls for d in decisions)
+    unseen = busy <= 0 or served <= 0  # a short run can fall between scrapes: then the client's clock counts
+    if unseen:
+        busy = client_busy_seconds(decisions) or 0.0
+        served = served if served > 0 else float(calls)
+        if busy <= 0:
+            raise DataError(
+                "the vLLM queue was never seen non-empty, or no request finished, in the scraped window, "
+                "and the verdicts carry no call send/receive times: no cost measurable"
+            )
     node_s = busy / n_dec
     ops = sorted({d.op for d in decisions})
     op_of = np.array([ops.index(d.op) for d in decisions])
     tokens = np.array([[d.prompt_tokens, d.completion_tokens] for d in decisions], dtype=float)
-    coef, attribution = fit_token_costs(intervals)
+    coef, attribution = (
+        (np.full(2, np.nan), Attribution("token_share", "the scrape saw no busy interval to fit", 0))
+        if unseen
+        else fit_token_costs(intervals)
+    )
     regression = attribution.method == "regression"
 
     # per-decision weights of the attribution model: a·P + b·O (regression), P + O (token share), or 1
@@ -146,7 +154,7 @@ def build_cost_report(
         if iv_idx is not None:
             c = np.linalg.lstsq(x_iv[iv_idx[k]], y[iv_idx[k]], rcond=None)[0]
         boot_total[k], boot_ops[k] = costs(rng.integers(0, n_dec, n_dec), c)
-    edge = _edge_seconds(window)
+    edge = 0.0 if unseen else _edge_seconds(window)
     widen = (max(0.0, busy - edge) / busy, (busy + edge) / busy)
     if regression:
         attribution = _with_consistency(attribution, float((tokens @ coef).sum()) / busy)
@@ -189,6 +197,11 @@ def build_cost_report(
         server_inference_time_per_request_s=inf_sum / served if inf_sum > 0 else None,
     )
     notes = _notes(throughput, attribution, window) + _image_notes(op_costs)
+    if unseen:
+        notes += (
+            "the scrape never saw the vLLM queue non-empty (a run shorter than a few scrape intervals, or "
+            "one bound by task preparation): busy time is the client-exact union of the pilot's own calls",
+        )
     client_busy, note = _client_busy(decisions, throughput, boot_total)
     notes += (note,) if note else ()
     projection = None
@@ -216,6 +229,15 @@ def build_cost_report(
     )
 
 
+def client_busy_seconds(decisions: Sequence[DecisionUsage]) -> float | None:
+    """Union of the pilot's call send..receive intervals, summed over (session, endpoint); None when some
+    answered verdict carries no spans (an older run)."""
+    if any(d.llm_calls > 0 and not d.call_spans for d in decisions):
+        return None
+    groups = group_spans(((d.session, d.endpoint), d.call_spans) for d in decisions)
+    return float(sum(busy_by_group(groups).values()))
+
+
 def _client_busy(
     decisions: Sequence[DecisionUsage], tp: ThroughputCost, boot_total: np.ndarray
 ) -> tuple[ClientBusyCost | None, str]:
@@ -224,7 +246,7 @@ def _client_busy(
     if any(d.llm_calls > 0 and not d.call_spans for d in decisions):
         return None, "no client-exact busy time: some verdicts carry no call send/receive times (older run)"
     groups = group_spans(((d.session, d.endpoint), d.call_spans) for d in decisions)
-    busy = sum(busy_by_group(groups).values())
+    busy = client_busy_seconds(decisions) or 0.0
     if busy <= 0:
         return None, "no client-exact busy time: no call spans"
     node_s = busy / len(decisions)

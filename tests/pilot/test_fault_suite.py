@@ -228,11 +228,10 @@ def test_llm_server_restarted_mid_run_loses_no_task(vllm_server, tmp_path, ray_t
     assert all(v["decision"] in DECISIONS[v["op_kind"]] and 0 <= v["confidence"] <= 1 for v in valid)
     session = json.loads((run_dir / MANIFEST_NAME).read_text())["sessions"][-1]
     assert session["ended"] == "done" and session["llm_errors"] == len(errors) and session["undecided"] == 0
-    if (run_dir / "cost.json").exists():
-        cost = json.loads((run_dir / "cost.json").read_text())
-        assert cost["throughput"]["decisions"] == len(verdicts)  # decisions only, not the failed requests
-    else:  # the LLM idles while tasks are prepared: a scrape that never saw its queue busy says so
-        assert "note: no cost.json: the vLLM queue was never seen non-empty" in out, out + err[-3000:]
+    # a cost figure even when the LLM idles while tasks are prepared (the scrape may never see its queue
+    # busy; then the client-exact busy time is used, and cost.json says so)
+    cost = json.loads((run_dir / "cost.json").read_text())
+    assert cost["throughput"]["decisions"] == len(verdicts)  # decisions only, not the failed requests
 
     stored = {name: (run_dir / name).read_bytes() for name in (VERDICTS_NAME, LLM_ERRORS_NAME)}
     resumed = faults.run_pilot_cli([*args, "--resume"], ray_tmp)

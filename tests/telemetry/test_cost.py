@@ -7,6 +7,7 @@ spread over the request, as vLLM's per-step counters do), so every expected valu
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 
@@ -163,14 +164,33 @@ def test_fit_rejects_negative_coefficients_and_too_few_intervals():
     assert att.method == "token_share" and "no completion tokens" in att.reason
 
 
+def test_a_scrape_that_never_saw_the_queue_busy_falls_back_to_the_client_busy_time():
+    """A short run can fall between scrapes (or be bound by task preparation): cost.json then rests on the
+    union of the pilot's own calls, and says so, instead of having no figure at all."""
+    window, decisions = simulate([0.5] * 8, [(10, 1)] * 8, ["merge", "split"] * 4, 2, 4, dt=0.1)
+    idle = ScrapeWindow(interval_s=1.0, endpoints=(window.endpoints[0].__class__(
+        "u", "t", (window.endpoints[0].snapshots[0],) * 3, {}),))  # fmt: skip
+    report = build_cost_report(idle, decisions, gpus_per_endpoint=1)
+    spans = [span for d in decisions for span in d.call_spans]
+    union = max(e for _, e in spans) - min(s for s, _ in spans)  # 4 closed loops on 2 slots: never idle
+    assert report.throughput.busy_node_seconds == pytest.approx(union)
+    assert report.throughput.node_s_per_decision == pytest.approx(union / 8)
+    assert report.throughput.edge_uncertainty_s == 0 and report.attribution.method == "token_share"
+    assert report.client_busy.ratio_to_scraped == pytest.approx(1.0)
+    assert any("client-exact union" in n for n in report.notes)
+    lo, hi = report.throughput.node_s_per_decision_ci
+    assert lo <= report.throughput.node_s_per_decision <= hi
+
+
 def test_bad_input_is_a_clear_error():
     window, decisions = simulate([0.5] * 8, [(10, 1)] * 8, ["merge"] * 8, 2, 4, dt=0.1)
     with pytest.raises(DataError, match="no finished decisions"):
         build_cost_report(window, [])
     idle = ScrapeWindow(interval_s=1.0, endpoints=(window.endpoints[0].__class__(
         "u", "t", (window.endpoints[0].snapshots[0],) * 3, {}),))  # fmt: skip
+    spanless = [dataclasses.replace(d, call_spans=()) for d in decisions]
     with pytest.raises(DataError, match="never seen non-empty"):
-        build_cost_report(idle, decisions)
+        build_cost_report(idle, spanless)
     with pytest.raises(ConfigError):
         EditsProjection("fly", merges=10, merges_ci=(11, 12), splits=1, splits_ci=(0, 2))
 
