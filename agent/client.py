@@ -20,11 +20,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
+import httpx2
 import openai
 
 from proofpilot.agent.records import AgentRequest, ClientStats, Verdict
 from proofpilot.agent.schema import InvalidAnswer, parse_answer, response_format
-from proofpilot.agent.timings import CallTiming, call_timing, decision_timing
+from proofpilot.agent.streaming import STREAM_OPTIONS, read_stream, stream_error_reason
+from proofpilot.agent.timings import TIMING_MODES, CallTiming, call_timing, decision_timing
 from proofpilot.agent.transport import DEFAULT_MAX_RESPONSE_BYTES, BoundedTransport, ResponseTooLarge
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.redact import redact, register_secret
@@ -83,6 +85,7 @@ class AgentClient:
         temperature: float = 0.7,
         max_in_flight: int = 32,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        timings: str = "metrics",
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"LLM URL must start with http:// or https://, got {base_url!r}")
@@ -90,6 +93,8 @@ class AgentClient:
             raise ConfigError(f"max_tokens must be at least {MIN_MAX_TOKENS} for a verdict, got {max_tokens}")
         if timeout_s <= 0 or max_retries < 0 or max_invalid_retries < 0 or max_in_flight < 1:
             raise ConfigError("timeout must be > 0, retries >= 0 and max_in_flight >= 1")
+        if timings not in TIMING_MODES:
+            raise ConfigError(f"timings must be one of {', '.join(TIMING_MODES)}, got {timings!r}")
         if max_response_bytes < 1:
             raise ConfigError(f"max_response_bytes must be positive, got {max_response_bytes}")
         self.base_url = base_url.rstrip("/")
@@ -99,6 +104,8 @@ class AgentClient:
         self.max_invalid_retries = max_invalid_retries
         register_secret(api_key)  # a server that echoes the key in an error body never gets it logged
         self.stats = ClientStats()
+        self.timings = timings
+        self.streaming = timings == "stream"  # "auto" switches on at the first answer without metrics
         self._attempts: Counter[str] = Counter()
         self._wire: dict[str, list[float]] = {}  # call id -> [request on the wire, response headers in]
         self._in_flight = asyncio.Semaphore(max_in_flight)
@@ -136,15 +143,25 @@ class AgentClient:
         if wire is not None:
             wire[1] = time.monotonic()
 
-    def _call_span(self, call_id: str, sent: float) -> tuple[float, float]:
+    def _call_span(self, call_id: str, sent: float, headers_end: bool = True) -> tuple[float, float]:
         """One call's send..receive: the time its request was on the wire, not the SDK's own work
         around it (building and parsing a request costs about a millisecond, and with many calls started
-        at once those milliseconds queue up before the first byte leaves)."""
+        at once those milliseconds queue up before the first byte leaves). A streamed call ends when its
+        stream does (its headers come first), so `headers_end` is False for it."""
         received = time.monotonic()
         first, last = self._wire.pop(call_id, (math.nan, math.nan))
         start = first if math.isfinite(first) and first >= sent else sent
-        end = last if math.isfinite(last) and start <= last <= received else received
+        end = last if headers_end and math.isfinite(last) and start <= last <= received else received
         return start, end
+
+    def _server_timing(self, completion: Any) -> CallTiming | None:
+        """vLLM's per-request metrics of a completion; in "auto" mode, the first answer without them
+        switches this client to streaming (the next calls are timed from their chunks)."""
+        timing = call_timing(completion)
+        if timing is None and self.timings == "auto" and not self.streaming:
+            self.streaming = True
+            log.info("%s returns no per-request metrics: timing the next calls from streaming", self.base_url)
+        return timing
 
     async def check(self, timeout_s: float = 10.0) -> dict[str, Any]:
         """Ping the endpoint and confirm it serves `model`; raise DataError (one line) if not.
@@ -215,6 +232,7 @@ class AgentClient:
         try:
             for _ in range(self.max_invalid_retries + 1):
                 sent = time.monotonic()  # exact busy time (telemetry/busy.py): this call's send..receive
+                stream, streamed = self.streaming, None
                 try:
                     raw = await self._openai.chat.completions.with_raw_response.create(
                         model=self.model,
@@ -223,20 +241,32 @@ class AgentClient:
                         temperature=self.temperature,
                         response_format=response_format(request.op_kind),  # type: ignore[arg-type]
                         extra_headers={TASK_HEADER: quote(request.task_id, safe=""), CALL_HEADER: call_id},
+                        **(STREAM_OPTIONS if stream else {}),  # type: ignore[arg-type]
                     )
+                    streamed = await read_stream(raw) if stream else None
                 except openai.APIError as exc:
                     error = classify_api_error(exc)
                     log.debug("task %s: %s (%s)", request.task_id, error, redact(describe_api_error(exc)))
                     break
+                except httpx2.HTTPError as exc:  # raised while a stream is read: the SDK does not wrap it
+                    error = stream_error_reason(exc)
+                    log.debug("task %s: %s while streaming (%s)", request.task_id, error, redact(str(exc)))
+                    break
                 finally:
-                    spans.append(self._call_span(call_id, sent))
+                    span = self._call_span(call_id, sent, headers_end=not stream)
+                    spans.append(span)
                 answers += 1
                 self.stats.answers += 1
                 try:
-                    content, finish_reason, p_tokens, c_tokens = _read_completion(raw)
+                    if streamed is not None:
+                        content, finish_reason = streamed.content, streamed.finish_reason
+                        p_tokens, c_tokens = streamed.prompt_tokens, streamed.completion_tokens
+                        timings.append(streamed.timing(span[0]))
+                    else:
+                        content, finish_reason, p_tokens, c_tokens = _read_completion(raw)
+                        timings.append(self._server_timing(raw.parse()))  # parse() is cached by the SDK
                     prompt_tokens += p_tokens
                     completion_tokens += c_tokens
-                    timings.append(call_timing(raw.parse()))  # parse() is cached by the SDK
                     image_tokens += request.image_tokens if p_tokens else 0  # the processor's count
                 except (openai.APIError, AttributeError, TypeError, ValueError, IndexError) as exc:
                     self.stats.invalid_answers["invalid_response"] += 1

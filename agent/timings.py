@@ -4,9 +4,11 @@ vLLM 0.32 started with `--enable-per-request-metrics` adds `metrics` to each cha
 (`vllm/entrypoints/generate/base/serving.py` `build_per_request_timing_metrics`, from the engine's own
 timestamps): `queue_time_ms` (queued → scheduled), `time_to_first_token_ms` (scheduled → first token: the
 prefill), `generation_time_ms` (first → last token: the decode), `mean_itl_ms`. A server without the flag
-(or not vLLM) sends none: the fields stay None. A decision's timings add up over its LLM calls; the server's
-time to first token from arrival is queue + prefill. These are per-request wall times shared with the rest
-of the batch: a latency breakdown, never a cost (docs/cost.md "Latency is not cost").
+(or not vLLM) sends none: a client with `timings="stream"` (or "auto") then streams (agent/streaming.py)
+and records the time to first chunk and the decode time from its own clocks, leaving queue and prefill
+None. A decision's timings add up over its LLM calls; the server's time to first token from arrival is
+queue + prefill. These are per-request wall times shared with the rest of the batch: a latency breakdown,
+never a cost (docs/cost.md "Latency is not cost").
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+TIMING_MODES = ("metrics", "stream", "auto")  # the client's `timings`: where the figures come from
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class CallTiming:
     queue_s: float | None = None
     prefill_s: float | None = None
     decode_s: float | None = None
+    ttft_s: float | None = None  # only from streaming (agent/streaming.py): queue + prefill, not split
 
 
 def _seconds(metrics: Mapping[str, Any], key: str) -> float | None:
@@ -54,11 +59,13 @@ def _sum(values: Iterable[float | None]) -> float | None:
 
 def decision_timing(calls: Iterable[CallTiming | None]) -> dict[str, float | None]:
     """The Verdict fields of a decision: each timing summed over its calls, and the server's TTFT
-    (queue + prefill); all None when no call carried timings."""
+    (queue + prefill, or a streamed call's own time to first chunk); all None when no call carried timings."""
     got = [c for c in calls if c is not None]
     queue = _sum(c.queue_s for c in got)
     prefill = _sum(c.prefill_s for c in got)
-    ttft = None if queue is None and prefill is None else (queue or 0.0) + (prefill or 0.0)
+    ttft = _sum(
+        c.ttft_s if c.ttft_s is not None else _sum((c.queue_s, c.prefill_s)) for c in got
+    )
     return {
         "server_queue_s": queue,
         "server_prefill_s": prefill,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from proofpilot.agent.timings import TIMING_MODES
 from proofpilot.cli.options import data_source_options
 from proofpilot.core.errors import DataError
 from proofpilot.datastack.source import DataSource
@@ -128,6 +129,15 @@ def _split_urls(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
     help="LLM request timeout, seconds.",
 )
 @click.option(
+    "--server-timings",
+    type=click.Choice(TIMING_MODES),
+    default="metrics",
+    show_default=True,
+    help="Per-request queue/prefill/decode times: vLLM's per-request metrics (metrics), or streamed "
+    "responses timed by the client (stream: time to first chunk and decode, for servers without "
+    "--enable-per-request-metrics), or metrics until an answer lacks them (auto).",
+)
+@click.option(
     "--outage-wait",
     "outage_wait_s",
     type=click.FloatRange(min=0, min_open=True),
@@ -181,6 +191,7 @@ def pilot(
     skeleton_layer: str | None,
     scrape_interval: float,
     request_timeout_s: float,
+    server_timings: str,
     outage_wait_s: float,
     max_task_failures: int,
     usd_per_gpu_hour: float,
@@ -206,6 +217,7 @@ def pilot(
         gpus_per_endpoint=gpus_per_endpoint, concurrency=concurrency, ray_address=ray_address,
         metrics_port=metrics_port, resume=resume, seed=seed, skeleton_layer=skeleton_layer,
         scrape_interval_s=scrape_interval, request_timeout_s=request_timeout_s, outage_wait_s=outage_wait_s,
+        server_timings=server_timings,
         usd_per_gpu_hour=usd_per_gpu_hour, progress=progress, max_task_failures=max_task_failures,
         served_on=served_on,
         views=views, view_px=view_px,

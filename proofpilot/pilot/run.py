@@ -39,6 +39,7 @@ from typing import Any
 
 from proofpilot.agent.records import INVALID_ANSWER_REASONS, REQUEST_REASONS, TRANSPORT_REASONS
 from proofpilot.agent.schema import PROMPT_VERSION
+from proofpilot.agent.timings import TIMING_MODES
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.vocab import AGENTS
 from proofpilot.datastack.client import add_request_observer, remove_request_observer
@@ -90,6 +91,7 @@ class PilotConfig:
     skeleton_layer: str | None = None
     scrape_interval_s: float = 1.0
     request_timeout_s: float = 120.0
+    server_timings: str = "metrics"  # metrics | stream | auto (agent/client.py TIMING_MODES)
     outage_wait_s: float = DEFAULT_OUTAGE_WAIT_S  # stop when no LLM endpoint has answered for this long
     max_task_failures: int = DEFAULT_MAX_TASK_FAILURES  # set a task aside after this many failures of its own
     usd_per_gpu_hour: float = DEFAULT_USD_PER_GPU_HOUR  # the $ basis of cost.json
@@ -121,6 +123,8 @@ class PilotConfig:
             raise ConfigError(f"--metrics-port must be in 0..65535, got {self.metrics_port}")
         if self.scrape_interval_s <= 0 or self.request_timeout_s <= 0:
             raise ConfigError("the scrape interval and request timeout must be positive")
+        if self.server_timings not in TIMING_MODES:
+            raise ConfigError(f"--server-timings must be one of {', '.join(TIMING_MODES)}")
         if not self.outage_wait_s > 0:
             raise ConfigError(f"--outage-wait must be positive, got {self.outage_wait_s}")
         if self.max_task_failures < 1:
@@ -267,7 +271,7 @@ def _prepare(config: PilotConfig, source: DataSource, pinned: DataPin | None) ->
 def _session_spec(config: PilotConfig, tokens_per_view: int = 0) -> SessionSpec:
     return SessionSpec(
         agent=config.agent, llm_urls=config.llm_urls, model=config.model, concurrency=config.concurrency,
-        request_timeout_s=config.request_timeout_s,
+        request_timeout_s=config.request_timeout_s, server_timings=config.server_timings,
         ray=RayOptions(address=config.ray_address, temp_dir=config.ray_temp_dir),
         scrape_interval_s=config.scrape_interval_s, gpus_per_endpoint=config.gpus_per_endpoint,
         progress=config.progress, outage_wait_s=config.outage_wait_s,

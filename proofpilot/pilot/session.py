@@ -119,6 +119,7 @@ class SessionSpec:
     model: str | None = None
     concurrency: int = 64
     request_timeout_s: float = 120.0
+    server_timings: str = "metrics"
     ray: RayOptions = dataclasses.field(default_factory=RayOptions)
     scrape_interval_s: float = 1.0
     gpus_per_endpoint: int = 2
@@ -303,7 +304,7 @@ class PilotSession:
         if spec.agent == "llm":
             items = [WorkItem(t.task_id, build_request(t.task_id, t.op_kind, t.features)) for t in tasks]
             self._on_prepared([item.payload for item in items])
-            options = {"timeout_s": spec.request_timeout_s}
+            options = {"timeout_s": spec.request_timeout_s, "timings": spec.server_timings}
             return start_llm_workers(spec.llm_urls, spec.model, spec.concurrency, options), items  # type: ignore[arg-type]
 
         return start_function_workers(BaselineAgent().decide), [WorkItem(t.task_id, t) for t in tasks]

@@ -61,3 +61,23 @@ def test_real_server_gives_queue_prefill_decode_per_verdict(vllm_server):
         # the server's phases happen inside the client's own span of each call
         assert v.server_ttft_s + v.server_decode_s <= sum(b - a for a, b in v.call_spans) + 1e-3
     assert max(v.server_queue_s for v in verdicts) > 0  # 24 at once on 2 cores: some wait
+
+
+@pytest.mark.vllm
+def test_real_server_streamed_gives_the_same_verdicts_with_client_ttft_and_decode(vllm_server):
+    """`timings="stream"` on real vLLM (as for a server without per-request metrics): every answer parses,
+    the usage chunk gives the tokens, and the client's TTFT and decode sit inside each call's span."""
+    requests = [build_request(f"s{i}", "merge" if i % 2 else "split", {"gap_um": i / 10}) for i in range(8)]
+
+    async def run():
+        async with AgentClient(vllm_server.base_url, vllm_server.model, timings="stream") as client:
+            return await client.decide_all(requests)
+
+    verdicts = [v for v in asyncio.run(run()) if v.answers > 0]
+    assert verdicts
+    for v in verdicts:
+        assert v.prompt_tokens > 0 and v.completion_tokens > 0
+        assert v.server_queue_s is None and v.server_prefill_s is None
+        assert v.server_ttft_s > 0 and v.server_decode_s >= 0
+        assert v.server_ttft_s + v.server_decode_s <= sum(b - a for a, b in v.call_spans) + 1e-3
+    assert sum(v.valid for v in verdicts) >= len(verdicts) // 2  # a random-weight model, grammar-bound

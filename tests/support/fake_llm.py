@@ -9,6 +9,10 @@ good | garbage: HTTP 200 with a non-JSON body | err500: HTTP 500 | rl429: HTTP 4
 over-context 400 | bad400: another 400 | slow: answers after 2 s | drip: a good answer sent one byte per
 0.5 s | huge: a 200 body of `huge_bytes` bytes without a Content-Length | echo401: HTTP 401 whose message
 quotes the request's Authorization header (as some proxies do).
+
+A request with `"stream": true` gets its 200 answer as server-sent events, as vLLM streams: one chunk per
+`stream_piece` characters of the content, `stream_gap_s` apart, then a usage chunk and `data: [DONE]`.
+No response carries vLLM's per-request `metrics`.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class FakeLLM:
         self.bodies: list[dict[str, Any]] = []
         self.huge_bytes = 256 * 2**20
         self.sent_bytes: Counter[str] = Counter()  # per task: body bytes the `huge` behaviour got out
+        self.stream_piece, self.stream_gap_s = 8, 0.02
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -147,7 +152,36 @@ class FakeLLM:
                         fake.calls[task_id] += 1
                     getattr(self, f"_{behaviour}")(task_id)
                     return
-                self._send(*fake.answer(task_id, body))
+                status, headers, payload = fake.answer(task_id, body)
+                if body.get("stream") and status == 200:
+                    self._stream(json.loads(payload))
+                else:
+                    self._send(status, headers, payload)
+
+            def _stream(self, completion: dict[str, Any]) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                choice = completion["choices"][0]
+                text, piece = choice["message"]["content"], fake.stream_piece
+                parts = [text[i : i + piece] for i in range(0, len(text), piece)] or [""]
+                base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
+                        "model": "fake"}  # fmt: skip
+                events = [{**base, "choices": [{"index": 0, "delta": {"content": part},
+                                                "finish_reason": None}]} for part in parts]  # fmt: skip
+                events[-1]["choices"][0]["finish_reason"] = choice["finish_reason"]
+                events.append({**base, "choices": [], "usage": completion["usage"]})
+                try:
+                    for i, event in enumerate(events):
+                        if 0 < i < len(parts):
+                            time.sleep(fake.stream_gap_s)
+                        self.wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+                        self.wfile.flush()
+                    self.wfile.write(b"data: [DONE]\n\n")
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (its deadline)
+                    return
 
             def _echo401(self, task_id: str) -> None:
                 auth = self.headers.get("Authorization", "")
