@@ -90,6 +90,11 @@ def _data_uri(image: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(image).decode('ascii')}"
 
 
+def image_parts(images: Sequence[bytes], mime: str = "image/png") -> list[dict[str, Any]]:
+    """One `image_url` content part per image (a data URI), in order."""
+    return [{"type": "image_url", "image_url": {"url": _data_uri(image, mime)}} for image in images]
+
+
 def build_request(
     task_id: str,
     op_kind: str,
@@ -117,9 +122,7 @@ def build_request(
         raise DataError(f"task {task_id}: {exc}") from None
     user: Any = text
     if images:
-        user = [{"type": "text", "text": text}] + [
-            {"type": "image_url", "image_url": {"url": _data_uri(image, image_mime)}} for image in images
-        ]
+        user = [{"type": "text", "text": text}, *image_parts(images, image_mime)]
     messages = (
         {"role": "system", "content": _system_prompt(kind, len(images), view_names)},
         {"role": "user", "content": user},

@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +25,8 @@ from proofpilot.edits.reference import species_of
 from proofpilot.edits.summary import SUMMARY_NAME, SummaryRecord, read_summary
 from proofpilot.eval.decisions import EvalReport, evaluate, write_eval
 from proofpilot.orchestrator.run_records import RunManifest, read_run
+from proofpilot.report.capacity import KneeScale, knee_scale, read_run_capacity
+from proofpilot.telemetry.capacity import CapacityReport
 from proofpilot.telemetry.cost import COST_NAME, CostReport, read_cost_json
 from proofpilot.telemetry.projection import (
     DEFAULT_USD_BASIS,
@@ -64,6 +66,7 @@ class DatasetCost:
     source: str  # which sample the projected counts come from
     measured: CostProjection | None
     seed: CostProjection
+    counts: EditsProjection | None = None  # the projected edit counts both are priced on
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class ReportInputs:
     edits: tuple[EditsInput, ...]
     dataset_costs: tuple[DatasetCost, ...]
     notes: tuple[str, ...]
+    capacity: CapacityReport | None = None  # capacity.json of the run, if swept
+    knee: KneeScale | None = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +176,7 @@ def _dataset_cost(
             counts, measured.t_merge, measured.t_split, gpus, usd, basis,
             measured.roofline_bf16_s_per_edit, measured.roofline_fp8_s_per_edit,
         )  # fmt: skip
-    return DatasetCost(dataset, kind, source, cost, seed)
+    return DatasetCost(dataset, kind, source, cost, seed, counts)
 
 
 def _small_sample_notes(e: EditsInput) -> list[str]:
@@ -182,10 +187,22 @@ def _small_sample_notes(e: EditsInput) -> list[str]:
     ]
 
 
+def _at_knee(measured: MeasuredBasis, factor: float) -> MeasuredBasis:
+    """The per-edit costs moved to the capacity knee (report/capacity.py `knee_scale`)."""
+
+    def scaled(t: MeasuredPerEdit) -> MeasuredPerEdit:
+        return MeasuredPerEdit(t.seconds * factor, (t.ci[0] * factor, t.ci[1] * factor))
+
+    return replace(measured, t_merge=scaled(measured.t_merge), t_split=scaled(measured.t_split),
+                   roofline_bf16_s_per_edit=None, roofline_fp8_s_per_edit=None)  # fmt: skip
+
+
 def full_dataset_costs(
-    edits: tuple[EditsInput, ...], cost: CostReport | None, manifest: RunManifest
-) -> tuple[list[DatasetCost], list[str]]:
-    """Full-dataset rows: each edits folder's projection (mouse-like first), then the pilot's own."""
+    edits: tuple[EditsInput, ...], cost: CostReport | None, manifest: RunManifest,
+    knee: KneeScale | None = None,
+) -> tuple[list[DatasetCost], list[str]]:  # fmt: skip
+    """Full-dataset rows: each edits folder's projection (mouse-like first), then the pilot's own; with a
+    capacity sweep, each again priced at its knee."""
     measured = _measured_per_edit(cost)
     rows, notes = [], []
     order = {"mouse": 0, "fly": 1}
@@ -222,6 +239,13 @@ def full_dataset_costs(
         notes.append("cost.json lacks a measured merge or split cost per edit: no measured projection")
     if not rows:
         notes.append("no full-dataset projection: pass --edits DIR (a `proofpilot edits` output folder)")
+    if knee is not None and measured is not None:
+        at_knee = _at_knee(measured, knee.factor)
+        rows += [
+            _dataset_cost(r.dataset, r.kind, f"{r.source}, priced at the capacity knee ({knee.concurrency} "
+                          "in flight)", r.counts, at_knee)
+            for r in list(rows)
+        ]  # fmt: skip
     return rows, notes
 
 
@@ -235,10 +259,12 @@ def gather(
     evaluation, rows = evaluate([run_dir, *compare_dirs], n_bootstrap=n_bootstrap, seed=seed)
     manifest = read_run(run_dir)
     cost = read_cost_json(run_dir / COST_NAME) if (run_dir / COST_NAME).exists() else None
-    dataset_costs, notes = full_dataset_costs(edits, cost, manifest)
+    capacity = read_run_capacity(run_dir)
+    knee = knee_scale(capacity, cost)
+    dataset_costs, notes = full_dataset_costs(edits, cost, manifest, knee)
     eval_json, _ = write_eval(evaluation, rows, run_dir / "eval")
     inputs = ReportInputs(
-        run_dir, manifest, evaluation, rows, cost, edits, tuple(dataset_costs), tuple(notes)
+        run_dir, manifest, evaluation, rows, cost, edits, tuple(dataset_costs), tuple(notes), capacity, knee
     )
     return inputs, eval_json
 

@@ -19,6 +19,7 @@ from proofpilot.eval.rows import RunInfo
 from proofpilot.orchestrator.run_records import read_verdict_rows
 from proofpilot.orchestrator.sample_views import read_sample_views
 from proofpilot.report.build import EditsInput, ReportInputs
+from proofpilot.report.capacity import capacity_section
 from proofpilot.report.complexity import complexity_section
 from proofpilot.report.format import esc, fmt, gpu_text
 from proofpilot.report.sections import (
@@ -154,6 +155,7 @@ def render_report(inp: ReportInputs, build_seconds: Callable[[], float]) -> tupl
         + (f'<ul class="warn">{notes}</ul>' if notes else "")
         + accuracy_section(inp.evaluation, images)
         + cost_section(inp.cost, images)
+        + capacity_section(inp.capacity, inp.knee, images)
         + full_cost_section(inp.dataset_costs, inp.notes, images)
         + latency_section(inp, images)
         + complexity_section(inp.rows)

@@ -138,6 +138,25 @@ def _split_urls(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
     "--enable-per-request-metrics), or metrics until an answer lacks them (auto).",
 )
 @click.option(
+    "--find-capacity",
+    is_flag=True,
+    help="After the decisions, sweep the first endpoint's concurrency with the run's own requests "
+    "(`proofpilot capacity`): RUN_DIR/capacity.json, and the report prices the full dataset at the knee.",
+)
+@click.option(
+    "--capacity-max-concurrency",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="--find-capacity: the sweep's bound (levels 1, 2, 4, …).",
+)
+@click.option(
+    "--max-p95-s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="--find-capacity: a p95 latency cap for the recommended operating point, seconds.",
+)
+@click.option(
     "--outage-wait",
     "outage_wait_s",
     type=click.FloatRange(min=0, min_open=True),
@@ -192,6 +211,9 @@ def pilot(
     scrape_interval: float,
     request_timeout_s: float,
     server_timings: str,
+    find_capacity: bool,
+    capacity_max_concurrency: int,
+    max_p95_s: float | None,
     outage_wait_s: float,
     max_task_failures: int,
     usd_per_gpu_hour: float,
@@ -209,7 +231,10 @@ def pilot(
     a task whose own request keeps failing is set aside after --max-task-failures, for --resume.
     """
     # lazy: the library loads pandas/caveclient/ray; keep `proofpilot --help` fast
+    from proofpilot.pilot.capacity_step import CapacityOptions
     from proofpilot.pilot.run import PilotConfig, run_pilot
+
+    sweep = CapacityOptions(capacity_max_concurrency, max_p95_s, request_timeout_s) if find_capacity else None
 
     config = PilotConfig(
         source=source, run_dir=run_dir, neurons=neurons, llm_urls=llm_urls, model=model, agent=agent,
@@ -220,7 +245,7 @@ def pilot(
         server_timings=server_timings,
         usd_per_gpu_hour=usd_per_gpu_hour, progress=progress, max_task_failures=max_task_failures,
         served_on=served_on,
-        views=views, view_px=view_px,
+        views=views, view_px=view_px, find_capacity=sweep,
     )  # fmt: skip
     result = run_pilot(config)
     if result.embedded_server_url:
@@ -245,6 +270,8 @@ def pilot(
         click.echo(f"LLM transport failures: {result.llm_errors} (asked again; see llm_errors.jsonl)")
     if result.cost_path is not None:
         click.echo(f"cost: {result.cost_path}")
+    if result.capacity_path is not None:
+        click.echo(f"capacity: {result.capacity_path}")
     for note in result.notes:
         click.echo(f"note: {note}")
     if result.unavailable:

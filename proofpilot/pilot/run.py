@@ -55,6 +55,7 @@ from proofpilot.orchestrator.run_records import read_run
 from proofpilot.orchestrator.stats import DecisionStatLogger
 from proofpilot.orchestrator.store import RunStore, StoreFullError, read_verdicts, write_json_lines
 from proofpilot.pilot import inputs
+from proofpilot.pilot.capacity_step import CapacityOptions, capacity_after_run
 from proofpilot.pilot.recover import TASKS_NAME, check_manifest
 from proofpilot.pilot.serve import geometry_invalidation_nm, served, with_embedded_defaults
 from proofpilot.pilot.session import PilotSession, SessionOutcome, SessionSpec
@@ -98,6 +99,7 @@ class PilotConfig:
     progress: bool = True
     served_on: str = "auto"  # cpu | gpu | auto (telemetry/served.py): a CPU run is a rehearsal, not priced
     views: int | None = 0  # per task; None (the CLI default): DEFAULT_VIEWS if the model takes images
+    find_capacity: CapacityOptions | None = None  # after the decisions: sweep the first endpoint
     view_px: int = DEFAULT_VIEW_PX  # side of each (square) view
 
     def __post_init__(self) -> None:
@@ -179,6 +181,7 @@ class PilotResult:
     neurons_without_log: int = 0  # of them, those whose change log could not be read when the run started
     embedded_server_url: str | None = None  # the embedded CAVE server started for this session, if any
     tasks_without_geometry: int = 0  # tasks of this session left undecided: a fragment's geometry failed
+    capacity_path: Path | None = None  # capacity.json of `find_capacity`
 
     @property
     def complete(self) -> bool:
@@ -361,6 +364,10 @@ def run_pilot(config: PilotConfig, logger: DecisionStatLogger | None = None) -> 
             embedded_server_url=source.server_address if source is not config.source else None,
             tasks_without_geometry=len(without_geometry),
         )  # fmt: skip
+        if config.find_capacity is not None and config.agent == "llm" and result.complete:
+            path, note = capacity_after_run(config.run_dir, config.llm_urls[0], config.model,
+                                            config.gpus_per_endpoint, config.find_capacity)  # fmt: skip
+            result = replace(result, capacity_path=path, notes=(*result.notes, note))
         store.update_manifest(session={
             "ended": result.ended, "stored": store.n_appended, "llm_errors": store.n_llm_errors,
             "undecided": result.undecided, "set_aside": list(result.set_aside), "seconds": outcome.seconds,

@@ -19,10 +19,12 @@ from proofpilot.agent.prompt import build_request
 from proofpilot.agent.vision import blank_png, check_vision
 from proofpilot.orchestrator.run_records import read_verdict_rows
 from proofpilot.orchestrator.sample_views import read_sample_views
+from proofpilot.pilot.capacity_step import CapacityOptions
 from proofpilot.pilot.run import PilotConfig, run_pilot
 from proofpilot.pilot.views import resolve_views
 from proofpilot.report.build import build_report
 from proofpilot.tasks.views import view_names
+from proofpilot.telemetry.capacity import read_capacity_json
 from proofpilot.telemetry.metrics import PrometheusDecisionLogger
 
 FEATURES = {"gap_um": 1.25, "angle_deg": 12.0, "radius_ratio": 0.8}
@@ -85,6 +87,7 @@ def test_pilot_with_three_views_stores_image_tokens_and_shows_sample_views(vllm_
         source="minnie65_synthetic", run_dir=run_dir, neurons=3, max_ops_per_neuron=1,
         llm_urls=(vllm_vl_server.base_url,), model=vllm_vl_server.model, gpus_per_endpoint=1, concurrency=8,
         metrics_port=0, progress=False, scrape_interval_s=0.25, ray_temp_dir=ray_tmp, views=3, view_px=256,
+        find_capacity=CapacityOptions(max_concurrency=2),
     )  # fmt: skip
     logger = PrometheusDecisionLogger()
     result = run_pilot(config, logger)
@@ -110,11 +113,18 @@ def test_pilot_with_three_views_stores_image_tokens_and_shows_sample_views(vllm_
     samples = read_sample_views(run_dir)
     assert {s.op_kind for s in samples} == {"merge", "split"}
     assert all(s.view_names == ("xy", "xz", "yz") and len(s.files) == 3 for s in samples)
+    # --find-capacity: the sweep replays the run's requests, views stood in by its sample views
+    capacity = read_capacity_json(run_dir / "capacity.json")
+    assert result.capacity_path == run_dir / "capacity.json"
+    assert [lv.concurrency for lv in capacity.levels] == [1, 2] and capacity.knee_concurrency in (1, 2)
+    assert all(lv.decisions >= 16 and lv.node_s_per_decision > 0 for lv in capacity.levels)
+
     report = build_report(run_dir)
     page = report.path.read_text()
     assert 'id="views"' in page and page.count('alt="xy view of task') == len(samples)
     for s in samples:
         assert f"task {s.task_id}" in page
+    assert 'id="capacity"' in page and f"{capacity.knee_concurrency} (knee)" in page
 
 
 @pytest.mark.vllm
