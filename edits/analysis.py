@@ -188,12 +188,17 @@ def analyse(
     samples: list[Sample],
     config: EditsConfig,
     n_table_rows: int | None = None,
+    resamples: list[list[Sample]] | None = None,
 ) -> EditSummary:
-    """`compute` then `write_edits` into `config.out_dir` (steps 3-4 of the module docstring)."""
+    """`compute` then `write_edits` into `config.out_dir` (steps 3-4 of the module docstring); `resamples`:
+    the R independent sample sets of the sample-size validation (`resample_sets`)."""
     if config.out_dir is None:
         raise DataError("no output folder to write the edit analysis to")
     prepare_out_dir(config.out_dir)
-    result = compute(per_neuron, membership, operations, pin, population, samples, config, n_table_rows)
+    result = compute(
+        per_neuron, membership, operations, pin, population, samples, config, n_table_rows,
+        resamples=resamples,
+    )  # fmt: skip
     return write_edits(result, config.out_dir, figures=config.figures, compare_dirs=config.compare_dirs)
 
 
