@@ -36,9 +36,9 @@ def draw_differences(ax, resamples: dict | None, key: str, scale: float) -> str:
         ci = d.get("difference_ci")
         ci_text = "" if ci is None else f" [{_number(ci[0] * scale)}, {_number(ci[1] * scale)}]"
         rel = d.get("relative_change_pct")
-        rel_text = "" if rel is None else f" ({rel:+.1f} %)"
-        lines.append(
-            f"n = {d['b']} − {d['a']}: {_number(d['difference'] * scale)}{ci_text}{rel_text}, "
-            f"{level} % CI over R = {d['resamples']}"
-        )
-    return "".join(f"\n{line}" for line in lines)
+        rel_text = "" if rel is None else f", {rel:+.1f} %"
+        lines.append(f"n = {d['b']} − {d['a']}: {_number(d['difference'] * scale)}{ci_text}{rel_text}")
+    if not lines:
+        return ""
+    head = f"difference, mean of R = {resamples['r']} ({level} % CI):"
+    return "".join(f"\n{line}" for line in (head, *lines))

@@ -94,7 +94,7 @@ def test_figure1_and_summary_md_from_r_resamples(tmp_path):
     label = draw_differences(None, summary["resamples"], "mean_edits", 1.0)
     diff = next(d for d in summary["resamples"]["differences"] if d["statistic"] == "mean_edits")
     assert f"n = 500 − 100: {diff['difference']:+.3g} [{diff['difference_ci'][0]:+.3g}," in label
-    assert "95 % CI over R = 10" in label
+    assert "difference, mean of R = 10 (95 % CI)" in label
     assert draw_differences(None, None, "mean_edits", 1.0) == ""
     plain = run("fafb_synthetic", tmp_path / "plain", (100,))
     assert (
