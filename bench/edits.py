@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from proofpilot.edits.analysis import analyse
 from proofpilot.edits.bootstrap import GroupedSample, bootstrap
 from proofpilot.edits.hierarchical import DatasetCounts, model_intervals
 from proofpilot.edits.records import EditsConfig
+from proofpilot.edits.resamples import resample_sets
 from proofpilot.edits.sampling import draw_samples, population_root_ids
 
 
@@ -55,6 +57,10 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--baseline-resamples", type=int, default=10)
     parser.add_argument("--sample-sizes", type=int, nargs="*", default=[])
+    parser.add_argument(
+        "--resamples", type=int, default=None,
+        help="R independent resamples per sample size (Figure 1's spread; default: edits' own default)",
+    )  # fmt: skip
     parser.add_argument(
         "--model-n", type=int, default=500, help="sample size of the timed model fit (0: none)"
     )
@@ -84,9 +90,12 @@ def main() -> None:
             full=True,
             n_bootstrap=args.bootstrap,
         )
+        if args.resamples is not None:
+            config = replace(config, resamples=args.resamples)
         samples = draw_samples(population, config.sample_sizes, config.seed, full=True)
+        sets = resample_sets(population, config.sample_sizes, config.seed, config.resamples)
         t0 = time.perf_counter()
-        summary = analyse(per_neuron, membership, None, pin, population, samples, config)
+        summary = analyse(per_neuron, membership, None, pin, population, samples, config, resamples=sets)
         t_analyse = time.perf_counter() - t0
 
     ok = per_neuron[per_neuron["status"] == "ok"]
@@ -127,7 +136,8 @@ def main() -> None:
         f"distinct operations {full.dedup.unique_ops.value:,.0f}"
     )
     print(
-        f"analyse (--full, {args.bootstrap} resamples, dedup, cost, parquet, figures, summary): "
+        f"analyse (--full, sizes {list(config.sample_sizes)}, R = {config.resamples} resamples per size, "
+        f"{args.bootstrap} bootstrap resamples, dedup, cost, parquet, figures, summary): "
         f"{t_analyse:.2f} s "
         f"(target < 60 s)"
     )

@@ -34,7 +34,7 @@ from proofpilot.edits.hierarchical import fit_samples
 from proofpilot.edits.markdown import render
 from proofpilot.edits.reconcile import reconciliation_dict
 from proofpilot.edits.records import CostBasis, CostReport, EditsConfig, EditsResult, EditSummary
-from proofpilot.edits.resamples import resample_sets, resample_validation
+from proofpilot.edits.resamples import DEFAULT_R, resample_sets, resample_validation
 from proofpilot.edits.sampling import Sample, draw_samples, population_root_ids, union_root_ids
 from proofpilot.edits.stats import SampleResult, sample_statistics
 from proofpilot.edits.summary import summary_dict, write_json
@@ -188,12 +188,17 @@ def analyse(
     samples: list[Sample],
     config: EditsConfig,
     n_table_rows: int | None = None,
+    resamples: list[list[Sample]] | None = None,
 ) -> EditSummary:
-    """`compute` then `write_edits` into `config.out_dir` (steps 3-4 of the module docstring)."""
+    """`compute` then `write_edits` into `config.out_dir` (steps 3-4 of the module docstring); `resamples`:
+    the R independent sample sets of the sample-size validation (`resample_sets`)."""
     if config.out_dir is None:
         raise DataError("no output folder to write the edit analysis to")
     prepare_out_dir(config.out_dir)
-    result = compute(per_neuron, membership, operations, pin, population, samples, config, n_table_rows)
+    result = compute(
+        per_neuron, membership, operations, pin, population, samples, config, n_table_rows,
+        resamples=resamples,
+    )  # fmt: skip
     return write_edits(result, config.out_dir, figures=config.figures, compare_dirs=config.compare_dirs)
 
 
@@ -269,6 +274,7 @@ def analyze(
     retries: int = 3,
     cache_dir: Path | None = None,
     progress: bool = False,
+    resamples: int = DEFAULT_R,
 ) -> EditsResult:
     """Edit statistics of a sample of proofread neurons, read through your own `caveclient.CAVEclient`.
 
@@ -283,7 +289,7 @@ def analyze(
     ...     client = caveclient.CAVEclient(
     ...         "minnie65_synthetic", server_address=server.url, auth_token="local", write_server_cache=False
     ...     )
-    ...     result = analyze(client, sample_sizes=(20,))
+    ...     result = analyze(client, sample_sizes=(20,), resamples=0)  # 0: no Figure 1 resamples
     >>> sample = result.summary.samples[0]
     >>> sample.n, sample.n_ok, result.summary.population["n_neurons"]
     (20, 20, 2314)
@@ -296,6 +302,6 @@ def analyze(
     config = EditsConfig(
         source=source, sample_sizes=tuple(sample_sizes), full=full, nested=nested, seed=seed,
         n_bootstrap=n_bootstrap, ci_level=ci_level, cost=cost or CostBasis(), workers=workers,
-        batch_size=batch_size, progress=progress, figures=False,
+        batch_size=batch_size, progress=progress, figures=False, resamples=resamples,
     )  # fmt: skip
     return measure(config)

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from proofpilot.core.errors import DataError
+from proofpilot.edits.figure1_resamples import draw_differences, draw_resamples
 
 DPI = 150
 STYLE = {
@@ -100,18 +101,6 @@ def _draw_distinct(ax, samples: list[dict]) -> str:
     return f"\n(distinct operations not estimable at {', '.join(missing)})" if missing else ""
 
 
-def _draw_resamples(ax, x: int, resamples: dict | None, sample: dict, key: str, scale: float, labelled: bool):
-    """The R independent resamples of this size as grey dots left of the CI bar (edits/resamples.py)."""
-    spread = (resamples or {}).get("spread", {}).get(str(sample["n"]))
-    if not spread or sample["label"] == "full":
-        return labelled
-    values = np.asarray(spread[key]["values"], dtype=float) * scale
-    offsets = x - 0.2 + np.linspace(-0.05, 0.05, len(values))
-    label = None if labelled else f"{resamples['r']} independent resamples"
-    ax.plot(offsets, values, "o", color="grey", markersize=3, alpha=0.7, label=label)
-    return True
-
-
 def figure1(views: list[DatasetView], path: Path) -> Path:
     """Sample-size validation: three panels per dataset, CIs as error bars, the seed's values as diamonds."""
     with mpl.rc_context(STYLE):
@@ -148,7 +137,7 @@ def figure1(views: list[DatasetView], path: Path) -> Path:
                         color=MERGE_COLOUR,
                         label=f"this run ({level} % CI)" if x == 0 else None,
                     )
-                    drawn = _draw_resamples(ax, x, view.summary.get("resamples"), s, key, scale, drawn)
+                    drawn = draw_resamples(ax, x, view.summary.get("resamples"), s, key, scale, drawn)
                     if s["n"] in seed and s["label"] != "full":
                         value = seed[s["n"]][seed_key]
                         ax.plot(
@@ -160,9 +149,9 @@ def figure1(views: list[DatasetView], path: Path) -> Path:
                             label=None if seed_labelled else "seed write-up (published)",
                         )
                         seed_labelled = True
-                note = ""
+                note = draw_differences(ax, view.summary.get("resamples"), key, scale)
                 if key == "projected_total":
-                    note = _draw_distinct(ax, samples)
+                    note += _draw_distinct(ax, samples)
                     ax.yaxis.set_major_formatter(FuncFormatter(_millions))
                 ax.set_xticks(range(len(samples)), labels)
                 ax.set_xlim(-0.5, len(samples) - 0.5)

@@ -45,7 +45,7 @@ def _header(s: dict) -> list[str]:
         f"{s['version']} ({pin.get('timestamp') or 'no timestamp'}); server {pin.get('server_address')}; "
         f"caveclient {pin.get('caveclient_version')}.",
         f"- Sampling: {smp['design']}; seed {smp['seed']}; {smp['n_bootstrap']:,} bootstrap resamples; "
-        f"{level} % confidence intervals in brackets.",
+        f"{level} % confidence intervals in brackets; {_resamples_line(s)}.",
         f"- Errors: {smp['errors']}.",
         f"- Calibration: {smp['calibration_note']}.",
         *[f"- **{r['label']}**: {r['small_sample_note']}." for r in s["samples"] if r.get("small_sample")],
@@ -273,3 +273,10 @@ def render(summary: dict) -> str:
     parts = (_header, _table1, _errors, _per_neuron, _dedup, _validation, resamples_md, _cost, _seed,
              model_md, reconciliation_md, calibration_md, _methods)  # fmt: skip
     return "\n".join(line for part in parts for line in part(summary))
+
+
+def _resamples_line(s: dict) -> str:
+    """R, the independent resamples per size behind Figure 1's spread (0: none drawn)."""
+    res = s.get("resamples")
+    r = res["r"] if res else s.get("config", {}).get("resamples", 0)
+    return f"Figure 1 from R = {r} independent resamples per sample size" + ("" if r else " (none drawn)")

@@ -186,9 +186,7 @@ class EditsConfig:
     compare_dirs: tuple[Path, ...] = ()  # earlier `edits` outputs drawn next to this one in the figures
     figures: bool = True
     model: bool = False  # also fit the hierarchical model (edits/hierarchical.py) to each sample
-    resamples: int = (
-        0  # R independent extra samples per size for the sample-size validation (edits/resamples.py)
-    )
+    resamples: int = 10  # R independent extra samples per size, Figure 1's spread (edits/resamples.py)
 
     def __post_init__(self) -> None:
         if isinstance(self.source, str):  # a bare datastack name

@@ -25,6 +25,8 @@ STATISTICS = ("mean_edits", "projected_total", "tail_share")
 
 def resample_sets(population: np.ndarray, sizes: tuple[int, ...], seed: int, r: int) -> list[list[Sample]]:
     """R lists of samples (one per size); stream r + 1 of `seed` (stream 0 is the main samples' seed)."""
+    if not sizes:  # a census alone (--full): no sampling error to validate
+        return []
     return [draw_samples(population, sizes, seed * 1_000_003 + k + 1) for k in range(r)]
 
 

@@ -50,6 +50,7 @@ from proofpilot.tasks.prepare import (
     prepare_tasks,
 )
 from proofpilot.tasks.records import DecisionTask
+from proofpilot.tasks.size import TaskSize
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class PrepResult:
     seconds: PrepSeconds
     error_reason: str | None = None
     error_detail: str | None = None
+    size: TaskSize | None = None  # the edit's size (tasks.size), stored with the task's verdict
 
 
 def error_verdict(task: DecisionTask, reason: str, detail: str, model: str = "") -> Verdict:
@@ -147,15 +149,15 @@ def prepare_batch(
         task_id = prepared.task.task_id
         if not prepared.ok:
             reason = f"{prepared.failed_stage}_failed"
-            out.append(PrepResult(task_id, None, prepared.seconds, reason, prepared.reason))
+            out.append(PrepResult(task_id, None, prepared.seconds, reason, prepared.reason, prepared.size))
             continue
         try:
             payload = to_payload(prepared)
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            out.append(PrepResult(task_id, None, prepared.seconds, "payload_failed", detail))
+            out.append(PrepResult(task_id, None, prepared.seconds, "payload_failed", detail, prepared.size))
             continue
-        out.append(PrepResult(task_id, payload, prepared.seconds))
+        out.append(PrepResult(task_id, payload, prepared.seconds, size=prepared.size))
     return out
 
 
@@ -205,6 +207,7 @@ class PrepFeed:
         self._running: dict[Any, tuple[list[DecisionTask], int]] = {}
         self._key = uuid.uuid4().hex
         self.without_geometry: dict[str, str] = {}  # task id -> why a fragment has no geometry
+        self.sizes: dict[str, TaskSize] = {}  # prepared tasks' sizes, until their verdicts take them
         self._source = source if isinstance(source, str) else ray.put(source)
         self.preparing = 0
 
@@ -251,6 +254,8 @@ class PrepFeed:
             for result in results:
                 task = self._tasks[result.task_id]
                 s = result.seconds
+                if result.size is not None:
+                    self.sizes[result.task_id] = result.size
                 stages.append(StageStats(task.op_kind, s.geometry, s.features, s.render))
                 if result.error_reason is None:
                     items.append((result.task_id, result.payload))

@@ -158,7 +158,7 @@ def render_report(inp: ReportInputs, build_seconds: Callable[[], float]) -> tupl
         + capacity_section(inp.capacity, inp.knee, images)
         + full_cost_section(inp.dataset_costs, inp.notes, images)
         + latency_section(inp, images)
-        + complexity_section(inp.rows)
+        + complexity_section(inp.rows, inp.run_dir, inp.cost)
         + edits_section(inp.edits, images)
         + views_section(inp.run_dir, read_sample_views(inp.run_dir), read_verdict_rows(inp.run_dir), images)
     )

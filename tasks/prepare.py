@@ -20,6 +20,7 @@ from proofpilot.core.errors import DataError
 from proofpilot.datastack.skeletons import load_skeletons
 from proofpilot.tasks.features import DEFAULT_RADIUS_NM, merge_features, split_features
 from proofpilot.tasks.records import DecisionTask
+from proofpilot.tasks.size import TaskSize, task_size
 from proofpilot.tasks.views import render_view_set
 
 if TYPE_CHECKING:
@@ -201,6 +202,7 @@ class PreparedTask:
     seconds: PrepSeconds = PrepSeconds()
     failed_stage: str | None = None  # one of PREP_STAGES
     reason: str | None = None  # one line
+    size: TaskSize | None = None  # the edit's size (tasks.size), once its features are computed
 
     @property
     def ok(self) -> bool:
@@ -260,15 +262,26 @@ def _prepare_one(task, loaded, failures, geometry_s, render, radius) -> Prepared
     except Exception as exc:
         seconds = PrepSeconds(geometry_s, time.perf_counter() - started)
         return PreparedTask(task, seconds=seconds, failed_stage="features", reason=_one_line(exc))
-    features_s = time.perf_counter() - started
     task = dataclasses.replace(task, features=feats)
+    size = _size(task, fragments, radius)
+    features_s = time.perf_counter() - started
     views, view_px, draw = render
     if views <= 0:
-        return PreparedTask(task, seconds=PrepSeconds(geometry_s, features_s))
+        return PreparedTask(task, seconds=PrepSeconds(geometry_s, features_s), size=size)
     started = time.perf_counter()
     try:
         images = tuple(draw(fragments, task.interface_nm, radius, view_px)[:views])
     except Exception as exc:
         seconds = PrepSeconds(geometry_s, features_s, time.perf_counter() - started)
-        return PreparedTask(task, seconds=seconds, failed_stage="render", reason=_one_line(exc))
-    return PreparedTask(task, images, PrepSeconds(geometry_s, features_s, time.perf_counter() - started))
+        return PreparedTask(task, seconds=seconds, failed_stage="render", reason=_one_line(exc), size=size)
+    seconds = PrepSeconds(geometry_s, features_s, time.perf_counter() - started)
+    return PreparedTask(task, images, seconds, size=size)
+
+
+def _size(task: DecisionTask, fragments, radius: float) -> TaskSize:
+    """The task's size from its skeletons; from its features alone if the skeletons cannot be measured."""
+    try:
+        return task_size(task, fragments, radius)
+    except Exception as exc:  # a skeleton table without the usual columns: the size is auxiliary
+        log.warning("task %s: size from its features only (%s)", task.task_id, _one_line(exc))
+        return task_size(task, (), radius)

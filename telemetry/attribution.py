@@ -66,6 +66,28 @@ def fit_token_costs(intervals: Sequence[Interval]) -> tuple[np.ndarray, Attribut
     return coef, Attribution("regression", reason, s_per_prompt_token=a, s_per_completion_token=b, **fit)
 
 
+def decision_weights(tokens: np.ndarray, coef: np.ndarray | None) -> np.ndarray:
+    """Each decision's weight in the attribution of busy time (tokens: (n, 2) prompt, completion summed over
+    its calls): a·P + b·O under the regression (`coef` = (a, b)), P + O by token share (`coef` None), 1 each
+    when no decision has a token."""
+    tokens = np.asarray(tokens, dtype=float).reshape(-1, 2)
+    w = tokens @ coef if coef is not None else tokens.sum(axis=1)
+    return w if w.any() else np.ones(len(tokens))
+
+
+def decision_node_seconds(
+    node_s_per_decision: float, attribution: Attribution, prompt: np.ndarray, completion: np.ndarray
+) -> np.ndarray:
+    """Each decision's share of the measured busy time, as cost.json attributes it: node-s per decision ×
+    w_i / mean(w) with `decision_weights` (the regression's a, b from `attribution`, else token share).
+    The decisions are those cost.json counted (answered ones); their mean is the measured figure."""
+    a, b = attribution.s_per_prompt_token, attribution.s_per_completion_token
+    regression = attribution.method == "regression" and a is not None and b is not None
+    coef = np.array([a, b], dtype=float) if regression else None
+    w = decision_weights(np.column_stack([prompt, completion]), coef)
+    return node_s_per_decision * w / float(w.mean())
+
+
 def block_bootstrap(n: int, block: int, reps: int, rng: np.random.Generator) -> np.ndarray:
     """Index arrays (reps × n) of a moving-block bootstrap with blocks of `block` consecutive intervals."""
     block = max(1, min(block, n))

@@ -29,7 +29,7 @@ from dataclasses import asdict, replace
 import numpy as np
 
 from proofpilot.core.errors import DataError
-from proofpilot.telemetry.attribution import Attribution, block_bootstrap, fit_token_costs
+from proofpilot.telemetry.attribution import Attribution, block_bootstrap, decision_weights, fit_token_costs
 from proofpilot.telemetry.busy import busy_by_group, group_spans
 from proofpilot.telemetry.cost_records import (  # noqa: F401 - cost.json's records, re-exported
     CI_METHOD,
@@ -125,9 +125,7 @@ def build_cost_report(
     regression = attribution.method == "regression"
 
     # per-decision weights of the attribution model: a·P + b·O (regression), P + O (token share), or 1
-    w_point = tokens @ coef if regression else tokens.sum(axis=1)
-    if not w_point.any():
-        w_point = np.ones(n_dec)
+    w_point = decision_weights(tokens, coef if regression else None)
     w_mean = float(w_point.mean())
 
     def costs(ix: np.ndarray, c: np.ndarray) -> tuple[float, np.ndarray]:

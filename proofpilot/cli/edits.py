@@ -128,8 +128,9 @@ def _echo_summary(summary: EditSummary) -> None:
     help="Also fit the hierarchical count model (NumPyro NUTS) and report its posterior predictive totals.",
 )  # fmt: skip
 @click.option(
-    "--resamples", type=click.IntRange(min=0), default=0, show_default=True,
-    help="R independent extra samples per size (the seed's Figure 1 used 10): spread and n-to-n differences.",
+    "--resamples", type=click.IntRange(min=0), default=10, show_default=True,
+    help="R independent extra samples per size (the seed's Figure 1 used 10): spread and n-to-n differences "
+    "in Figure 1 and summary.md (0: none; their change logs are fetched too).",
 )  # fmt: skip
 def edits(
     source: DataSource,

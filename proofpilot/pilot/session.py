@@ -21,13 +21,11 @@ import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from proofpilot.agent.baseline import BaselineAgent
 from proofpilot.agent.prompt import build_request, request_images
-from proofpilot.agent.records import INVALID_ANSWER_REASONS, AgentRequest, Verdict
+from proofpilot.agent.records import AgentRequest, Verdict
 from proofpilot.agent.schema import PROMPT_VERSION
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.orchestrator.dispatch import (
@@ -45,7 +43,7 @@ from proofpilot.orchestrator.outage import (
 )
 from proofpilot.orchestrator.prep import PREP_REASONS, PrepFeed, PrepOptions
 from proofpilot.orchestrator.ray_session import RayOptions, ray_session
-from proofpilot.orchestrator.run_records import StoredVerdict, read_verdict_rows
+from proofpilot.orchestrator.run_records import read_verdict_rows
 from proofpilot.orchestrator.sample_views import read_sample_views, write_sample_views
 from proofpilot.orchestrator.stats import (
     BusyStats,
@@ -55,8 +53,11 @@ from proofpilot.orchestrator.stats import (
     StageStats,
 )
 from proofpilot.orchestrator.store import RunStore
+from proofpilot.orchestrator.task_sizes import TaskSizeLog
+from proofpilot.pilot.records import llm_error_record, outcome_of, verdict_record  # noqa: F401 - re-exported
 from proofpilot.tasks.prepare import PreparedTask, SkeletonSource
 from proofpilot.tasks.records import DecisionTask
+from proofpilot.tasks.size import TaskSize, task_size
 from proofpilot.tasks.views import view_names
 from proofpilot.telemetry.busy import BusyTracker
 from proofpilot.telemetry.cost import DecisionUsage, build_cost_report, live_cost_updater, write_cost_json
@@ -71,43 +72,6 @@ log = logging.getLogger(__name__)
 SAMPLES_PER_ROLE = 2  # tasks per (op, role) whose views the report shows
 
 WINDOW_NAME = "vllm_window.json"
-
-
-def outcome_of(task: DecisionTask, verdict: Verdict) -> str:
-    """correct / incorrect for a valid answer; invalid (the model's answer failed the schema) or error."""
-    if verdict.valid:
-        return "correct" if verdict.decision == task.label else "incorrect"
-    return "invalid" if verdict.error_reason in INVALID_ANSWER_REASONS else "error"
-
-
-def verdict_record(task: DecisionTask, verdict: Verdict, agent: str, session: int) -> dict[str, Any]:
-    """One line of the run store: the task's identity and ground truth, the verdict, the outcome."""
-    answer = {k: v for k, v in verdict.to_dict().items() if k != "task_id"}
-    return StoredVerdict(
-        task_id=task.task_id, operation_id=task.operation_id, neuron_root_id=task.neuron_root_id,
-        neuron_n_edits=task.neuron_n_edits, role=task.role, label=task.label, agent=agent,
-        outcome=outcome_of(task, verdict), session=session, **answer,
-    ).to_dict()  # fmt: skip
-
-
-def llm_error_record(task: DecisionTask, verdict: Verdict, agent: str, session: int) -> dict[str, Any]:
-    """One line of llm_errors.jsonl: a transport failure of a task (which stays undecided)."""
-    return {
-        "task_id": task.task_id,
-        "operation_id": task.operation_id,
-        "neuron_root_id": task.neuron_root_id,
-        "op_kind": task.op_kind,
-        "agent": agent,
-        "session": session,
-        "endpoint": verdict.endpoint,
-        "reason": verdict.error_reason,
-        "attempts": verdict.attempts,
-        "answers": verdict.answers,
-        "prompt_tokens": verdict.prompt_tokens,
-        "completion_tokens": verdict.completion_tokens,
-        "latency_s": verdict.latency_s,
-        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-    }
 
 
 @dataclass(frozen=True)
@@ -186,13 +150,23 @@ class PilotSession:
         self.verdicts: list[Verdict] = []
         self.outcomes: Counter[str] = Counter()
         self.busy = BusyTracker()
+        self.sizes = TaskSizeLog(store.run_dir)
+        self._feed: PrepFeed | None = None
+
+    def _size_of(self, task: DecisionTask) -> TaskSize | None:
+        """The size its preparation measured; for a task that came with its features, from those."""
+        if self._feed is not None:
+            return self._feed.sizes.pop(task.task_id, None)
+        return task_size(task) if task.features else None
 
     def on_verdicts(self, batch: list[tuple[WorkItem, Verdict]]) -> None:
-        records = []
+        records, sizes = [], []
         for item, verdict in batch:
             task = self.tasks[item.task_id]
             record = verdict_record(task, verdict, self.agent, self.store.session)
             records.append(record)
+            if (size := self._size_of(task)) is not None:
+                sizes.append(size)
             self.logger.record_decision(
                 op=task.op_kind, agent=self.agent, outcome=record["outcome"], seconds=verdict.latency_s,
                 prompt_tokens=verdict.prompt_tokens, completion_tokens=verdict.completion_tokens,
@@ -206,6 +180,7 @@ class PilotSession:
             if not verdict.valid and verdict.error_reason and verdict.error_reason not in PREP_REASONS:
                 self.logger.record_llm_error(verdict.error_reason)
             self._record_serving(task.op_kind, verdict)
+        self.sizes.append(sizes)  # before the verdicts: a decided task always has its size stored
         self.store.append(records)  # durable before the next batch is taken
         self.outcomes.update(r["outcome"] for r in records)
         self.verdicts.extend(v for _, v in batch)
@@ -247,7 +222,7 @@ class PilotSession:
         try:
             with ray_session(spec.ray):
                 slots, items = self._workers(spec)
-                feed = self._feed(spec)
+                feed = self._feed = self._make_feed(spec)
                 try:
                     if feed is not None:
                         feed.prime()  # the preparation's start-up stays out of the scraped window
@@ -267,6 +242,7 @@ class PilotSession:
                     if feed is not None:
                         self.without_geometry = dict(feed.without_geometry)
         finally:
+            self.sizes.close()
             if scraper is not None:
                 try:
                     window_path, cost_path, notes = self._account(spec, scraper, projection)
@@ -290,7 +266,7 @@ class PilotSession:
             return None  # the baseline has no endpoint to lose
         return EndpointHealth(spec.llm_urls, spec.outage_wait_s, probe=models_probe)
 
-    def _feed(self, spec: SessionSpec) -> PrepFeed | None:
+    def _make_feed(self, spec: SessionSpec) -> PrepFeed | None:
         if self.skeletons is None:
             return None
         if spec.agent == "llm":

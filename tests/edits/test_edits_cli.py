@@ -54,6 +54,8 @@ def run_cli(url: str, out, cache, *extra: str) -> int:
             "--no-progress",
             "--retries",
             "0",
+            "--resamples",  # Figure 1's resamples: tests/edits/test_edits_figures.py
+            "0",
             *extra,
         ]
     )
@@ -178,7 +180,12 @@ def small_summary(server, tmp_path_factory):
     root = tmp_path_factory.mktemp("edits-small")
     source = DataSource(MOUSE, server_address=server.url, cache_dir=root / "cache", write_server_cache=False)
     config = EditsConfig(
-        source=source, out_dir=root / "out", sample_sizes=(20, 30), progress=False, figures=False
+        source=source,
+        out_dir=root / "out",
+        sample_sizes=(20, 30),
+        progress=False,
+        figures=False,
+        resamples=0,
     )
     return run_edits(config), root / "out"
 

@@ -78,7 +78,7 @@ def test_candidates_outside_the_sample_are_found_through_split_children(server):
 
 def test_sample_projection_uses_distinct_operations_and_covers_the_truth(server, tmp_path):
     client = caveclient.CAVEclient(FLY, server_address=server.url, auth_token="t", write_server_cache=False)
-    result = analyze(client, sample_sizes=(200,), seed=1, n_bootstrap=1000)
+    result = analyze(client, sample_sizes=(200,), seed=1, n_bootstrap=1000, resamples=0)
     stats = result.summary.samples[0]
     truth = unique_operations(FLY)
     d = stats.distinct

@@ -26,6 +26,7 @@ from proofpilot.orchestrator.dispatch import Dispatcher, start_function_workers,
 from proofpilot.orchestrator.prep import PrepFeed, PrepOptions
 from proofpilot.orchestrator.stats import NoOpDecisionLogger
 from proofpilot.orchestrator.store import RunStore, read_verdicts
+from proofpilot.orchestrator.task_sizes import read_task_sizes
 from proofpilot.pilot.session import PilotSession, SessionSpec, baseline_payload
 from proofpilot.telemetry.metrics import PrometheusDecisionLogger
 
@@ -108,6 +109,10 @@ def test_a_render_failure_is_an_error_verdict_and_a_task_without_geometry_stays_
     assert "west of the origin" in render["error_detail"]
     assert all(r["valid"] and r["error_detail"] is None for r in rows.values())
     assert outcome.outcomes["error"] == 1
+    sizes = read_task_sizes(tmp_path / "run")  # stored with the verdicts, the failed render's too
+    assert set(sizes) == set(rows) | {"3:before_split"}
+    assert all(s.cable_near_um > 0 and s.nodes_near > 0 and s.fragment_nodes >= s.nodes_near
+               for s in sizes.values())  # fmt: skip
     text = logger.exposition().decode()
     count = {
         line.split('"')[1]: float(line.split()[-1])

@@ -28,6 +28,7 @@ from support.prometheus_fixtures import evaluate_dashboard_queries, free_port, l
 
 from proofpilot.agent.records import Verdict
 from proofpilot.orchestrator.store import MANIFEST_NAME, VERDICTS_NAME, RunStore, read_verdicts
+from proofpilot.orchestrator.task_sizes import read_task_sizes
 from proofpilot.pilot.run import PilotConfig, run_pilot
 from proofpilot.pilot.session import outcome_of, verdict_record
 from proofpilot.tasks.records import DecisionTask
@@ -125,7 +126,19 @@ def assert_every_task_once(run_dir: Path) -> int:
     stored = Counter(r["task_id"] for r in read_verdicts(run_dir))
     assert set(stored) == set(tasks), f"{len(set(tasks) - set(stored))} tasks without a verdict"
     assert set(stored.values()) == {1}, "a task was stored twice"
+    assert_every_decision_has_its_size(run_dir)
     return len(tasks)
+
+
+def assert_every_decision_has_its_size(run_dir: Path) -> None:
+    """Every decided task (not a failed preparation's) has its edit's size in task_sizes.jsonl."""
+    sizes = read_task_sizes(run_dir)
+    decided = {r["task_id"]: r for r in read_verdicts(run_dir) if r["endpoint"] != "prep"}
+    assert set(decided) <= set(sizes), f"{len(set(decided) - set(sizes))} decided tasks without a size"
+    for task_id in decided:
+        size = sizes[task_id]
+        assert size.operation_id == decided[task_id]["operation_id"] and size.fragment_nodes > 0
+        assert size.nodes_near is not None and size.radius_nm > 0
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

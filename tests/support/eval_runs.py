@@ -216,7 +216,9 @@ def edits_outputs() -> tuple[Path, Path]:
             source = DataSource(
                 datastack, server_address=server.url, cache_dir=root / "cache", write_server_cache=False
             )
-            config = EditsConfig(source=source, out_dir=root / datastack, sample_sizes=(n,), progress=False)
+            config = EditsConfig(
+                source=source, out_dir=root / datastack, sample_sizes=(n,), progress=False, resamples=0
+            )
             run_edits(config)
         out.append(root / datastack)
     return out[0], out[1]
