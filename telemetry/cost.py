@@ -30,7 +30,7 @@ import numpy as np
 
 from proofpilot.core.errors import DataError
 from proofpilot.telemetry.attribution import Attribution, block_bootstrap, decision_weights, fit_token_costs
-from proofpilot.telemetry.busy import busy_by_group, group_spans
+from proofpilot.telemetry.client_busy import client_busy_cost, client_busy_seconds
 from proofpilot.telemetry.cost_records import (  # noqa: F401 - cost.json's records, re-exported
     CI_METHOD,
     COST_NAME,
@@ -200,7 +200,7 @@ def build_cost_report(
             "the scrape never saw the vLLM queue non-empty (a run shorter than a few scrape intervals, or "
             "one bound by task preparation): busy time is the client-exact union of the pilot's own calls",
         )
-    client_busy, note = _client_busy(decisions, throughput, boot_total)
+    client_busy, note = client_busy_cost(decisions, throughput, boot_total)
     notes += (note,) if note else ()
     projection = None
     if served_by is not None and not served_by.priced:  # a rehearsal: CPU seconds not priced as H100 hours
@@ -225,50 +225,6 @@ def build_cost_report(
         client_busy=client_busy,
         served_by=served_by,
     )
-
-
-def client_busy_seconds(decisions: Sequence[DecisionUsage]) -> float | None:
-    """Union of the pilot's call send..receive intervals, summed over (session, endpoint); None when some
-    answered verdict carries no spans (an older run)."""
-    if any(d.llm_calls > 0 and not d.call_spans for d in decisions):
-        return None
-    groups = group_spans(((d.session, d.endpoint), d.call_spans) for d in decisions)
-    return float(sum(busy_by_group(groups).values()))
-
-
-def _client_busy(
-    decisions: Sequence[DecisionUsage], tp: ThroughputCost, boot_total: np.ndarray
-) -> tuple[ClientBusyCost | None, str]:
-    """The client-exact figure (telemetry/busy.py) beside the scraped one, and a note when it is missing or
-    is not a node's cost. Its CI: the scraped figure's bootstrap over decisions, rescaled (no edge term)."""
-    if any(d.llm_calls > 0 and not d.call_spans for d in decisions):
-        return None, "no client-exact busy time: some verdicts carry no call send/receive times (older run)"
-    groups = group_spans(((d.session, d.endpoint), d.call_spans) for d in decisions)
-    busy = client_busy_seconds(decisions) or 0.0
-    if busy <= 0:
-        return None, "no client-exact busy time: no call spans"
-    node_s = busy / len(decisions)
-    scale = node_s / tp.node_s_per_decision
-    finite = boot_total[np.isfinite(boot_total)] * scale
-    lo, hi = np.percentile(finite, [2.5, 97.5]) if finite.size else (node_s, node_s)
-    foreign = bool(tp.llm_calls and abs(tp.server_requests - tp.llm_calls) > 0.05 * tp.llm_calls)
-    cost = ClientBusyCost(
-        busy_node_seconds=busy,
-        decisions=len(decisions),
-        node_s_per_decision=node_s,
-        node_s_per_decision_ci=(float(lo), float(hi)),
-        gpu_s_per_decision=tp.gpus_per_endpoint * node_s,
-        n_groups=len(groups),
-        ratio_to_scraped=scale,
-        foreign_load=foreign,
-    )
-    note = (
-        "client-exact node-s per decision counts only the pilot's requests: the server also served others "
-        "(or failed requests), so it is not this node's cost; the scraped figure is"
-        if foreign
-        else ""
-    )
-    return cost, note
 
 
 def _with_consistency(att: Attribution, ratio: float) -> Attribution:
