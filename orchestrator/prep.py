@@ -39,6 +39,7 @@ from proofpilot.agent.records import Verdict
 from proofpilot.agent.schema import PROMPT_VERSION
 from proofpilot.core.errors import ConfigError
 from proofpilot.datastack.geometry import CROP_MARGIN_NM, CroppedPcg, PcgSkeletons
+from proofpilot.datastack.session import add_timed_request_observer, remove_timed_request_observer
 from proofpilot.orchestrator.stats import StageStats
 from proofpilot.tasks.features import DEFAULT_RADIUS_NM
 from proofpilot.tasks.prepare import (
@@ -161,9 +162,23 @@ def prepare_batch(
     return out
 
 
+CaveCall = tuple[str, str, float]  # (API route name, HTTP status or "error", wall seconds)
+
+
 @ray.remote(num_cpus=1, max_retries=0)
-def _prepare_batch(key, source, tasks, options, to_payload) -> list[PrepResult]:
-    return prepare_batch(tasks, key, source, options, to_payload)
+def _prepare_batch(key, source, tasks, options, to_payload) -> tuple[list[PrepResult], list[CaveCall]]:
+    """The batch's results, and the CAVE requests it made in this worker process (the driver's metrics
+    observe only its own process: it records these as they come back)."""
+    calls: list[CaveCall] = []
+
+    def observe(endpoint: str, status: str, seconds: float) -> None:
+        calls.append((endpoint, status, seconds))
+
+    add_timed_request_observer(observe)
+    try:
+        return prepare_batch(tasks, key, source, options, to_payload), calls
+    finally:
+        remove_timed_request_observer(observe)
 
 
 # -- the driver side --------------------------------------------------------------------------------
@@ -184,6 +199,7 @@ class PrepStats:
     resent: int = 0  # Ray tasks sent again after they died
     max_ahead: int = 0  # the most tasks ever prepared or preparing ahead of the workers
     without_geometry: int = 0  # tasks left undecided: a fragment without geometry
+    cave_requests: int = 0  # CAVE requests the preparation tasks made (reported back to the driver)
 
 
 class PrepFeed:
@@ -197,10 +213,13 @@ class PrepFeed:
         options: PrepOptions | None = None,
         model: str = "",
         on_prepared: Callable[[list[Any]], None] | None = None,
+        on_cave_call: Callable[[str, str, float], None] | None = None,
     ) -> None:
-        """`on_prepared`: called in the driver with each collect's payloads (e.g. to log the requests)."""
+        """`on_prepared`: called in the driver with each collect's payloads (e.g. to log the requests);
+        `on_cave_call`: with each CAVE request a preparation task made (route, status, seconds)."""
         self.options = options or PrepOptions()
         self.to_payload, self.model, self.on_prepared = to_payload, model, on_prepared
+        self.on_cave_call = on_cave_call
         self.stats = PrepStats()
         self._tasks = {t.task_id: t for t in tasks}
         self._batches = deque(neuron_batches(tasks, self.options.batch_size))
@@ -246,11 +265,14 @@ class PrepFeed:
             batch, attempt = self._running.pop(ref)
             self.preparing -= len(batch)
             try:
-                results = ray.get(ref)
+                results, calls = ray.get(ref)
             except ray.exceptions.RayError as exc:
                 self._lost_batch(batch, attempt, exc, failed)
                 continue
             self.stats.batches += 1
+            self.stats.cave_requests += len(calls)
+            for call in calls if self.on_cave_call is not None else ():
+                self.on_cave_call(*call)
             for result in results:
                 task = self._tasks[result.task_id]
                 s = result.seconds

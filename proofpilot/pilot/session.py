@@ -272,8 +272,15 @@ class PilotSession:
         if spec.agent == "llm":
             tasks, model = list(self.tasks.values()), spec.model or ""
             payload = functools.partial(llm_payload, tokens_per_view=spec.tokens_per_view)
-            return PrepFeed(tasks, self.skeletons, payload, spec.prep, model, on_prepared=self._on_prepared)
-        return PrepFeed(list(self.tasks.values()), self.skeletons, baseline_payload, spec.prep)
+            return PrepFeed(tasks, self.skeletons, payload, spec.prep, model, on_prepared=self._on_prepared,
+                            on_cave_call=self._on_cave_call)  # fmt: skip
+        return PrepFeed(list(self.tasks.values()), self.skeletons, baseline_payload, spec.prep,
+                        on_cave_call=self._on_cave_call)  # fmt: skip
+
+    def _on_cave_call(self, endpoint: str, status: str, seconds: float) -> None:
+        """A CAVE request of a preparation task (its Ray worker), recorded as the driver's own are."""
+        self.logger.record_cave_request(endpoint, status)
+        self.logger.record_cave_latency(endpoint, status, seconds)
 
     def _workers(self, spec: SessionSpec):
         tasks = [] if self.skeletons is not None else list(self.tasks.values())

@@ -225,8 +225,15 @@ def test_baseline_pilot_needs_no_llm(tmp_path, ray_tmp):
     run_dir = tmp_path / "run"
     config = PilotConfig(source="fafb_synthetic", run_dir=run_dir, neurons=10, max_ops_per_neuron=2,
                          agent="baseline", metrics_port=0, progress=False, ray_temp_dir=ray_tmp)  # fmt: skip
-    result = run_pilot(config)
+    logger = PrometheusDecisionLogger()
+    result = run_pilot(config, logger)
     n_tasks = assert_every_task_once(run_dir)
+    # the fragments' geometry is read in the Ray preparation tasks (pcg_skel: the L2 graph): their CAVE
+    # requests reach the driver's metrics too
+    cave = {line.split('endpoint="')[1].split('"')[0]: float(line.split()[-1])
+            for line in logger.exposition().decode().splitlines()
+            if line.startswith("proofpilot_cave_requests_total{") and 'status="200"' in line}  # fmt: skip
+    assert cave.get("lvl2_graph", 0) >= 1, cave
     assert result.complete and result.n_new == n_tasks and result.cost_path is None
     verdicts = read_verdicts(run_dir)
     assert {v["agent"] for v in verdicts} == {"baseline"} and all(v["valid"] for v in verdicts)
