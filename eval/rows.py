@@ -224,4 +224,12 @@ def load_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, tuple[RunInfo, ...], 
         counts.append(_neuron_counts(run_dir, frame))
     neuron_counts = pd.concat(counts)
     neuron_counts = neuron_counts[~neuron_counts.index.duplicated()]
-    return pd.concat(frames, ignore_index=True), tuple(infos), neuron_counts
+    return _concat(frames), tuple(infos), neuron_counts
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The runs' rows in one frame; a column that is all-NA in one run (a baseline has no tokens) takes its
+    dtype from the runs that have values (pandas' documented way, without its FutureWarning)."""
+    columns = list(dict.fromkeys(c for f in frames for c in f.columns))
+    trimmed = [f.dropna(axis=1, how="all") for f in frames]
+    return pd.concat(trimmed, ignore_index=True).reindex(columns=columns)

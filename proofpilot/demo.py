@@ -1,9 +1,11 @@
 """The one-command demo: the whole pilot on the embedded datastack with a real vLLM CPU server.
 
-Starts an embedded CAVE server per profile and the vLLM CPU server (tiny random-weight Qwen2), then composes
-the same library calls the commands make: `run_edits` on the mouse-like and fly-like datastacks, `run_pilot`
-with the LLM and with the rule-based baseline on the same tasks, and `build_report` (which also writes the
-`eval` outputs).
+Starts an embedded CAVE server per profile and the vLLM CPU server with the tiny random-weight Qwen2.5-VL (the
+vision agent's prompts: 3 rendered views of 512 px per task with the features; `text_only` serves the tiny
+Qwen2 and sends features only), then composes the same library calls the commands make: `run_edits` on the
+mouse-like and fly-like datastacks, `run_pilot` with the LLM (then its capacity sweep, `find_capacity`, so the
+report prices the full dataset at the knee) and with the rule-based baseline on the same tasks, and
+`build_report` (which also writes the `eval` outputs).
 Stops every server it started (also on Ctrl-C or an error) and returns the report's path.
 
 Example::
@@ -20,12 +22,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from proofpilot.agent.serving import CpuServerConfig, VllmCpuServer, unavailable_reason
+from proofpilot.agent.serving import CpuServerConfig, VllmCpuServer, unavailable_reason, vision_config
 from proofpilot.core.errors import ProofpilotError
 from proofpilot.datastack.embedded.server import start_server
 from proofpilot.datastack.source import DataSource
 from proofpilot.edits.analysis import run_edits
 from proofpilot.edits.records import EditsConfig
+from proofpilot.pilot.capacity_step import CapacityOptions
 from proofpilot.pilot.run import PilotConfig, run_pilot
 from proofpilot.report.build import build_report
 
@@ -45,6 +48,8 @@ class DemoConfig:
     seed: int = 0
     metrics_port: int = 0
     progress: bool = True
+    text_only: bool = False  # serve the tiny text model and send features only (no views)
+    capacity_max_concurrency: int | None = 32  # the capacity sweep's bound; None: no sweep
 
 
 def _edits(name: str, server_url: str, config: DemoConfig, out: Path) -> Path:
@@ -92,7 +97,8 @@ def run_demo(config: DemoConfig) -> Path:
     """Run the whole demo and return the path of report.html."""
     out = config.out_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    vllm_config = CpuServerConfig(log_path=out / "vllm-server.log")
+    log_path = out / "vllm-server.log"
+    vllm_config = CpuServerConfig(log_path=log_path) if config.text_only else vision_config(log_path=log_path)
     reason = unavailable_reason(vllm_config)
     if reason:
         raise ProofpilotError(f"the vLLM CPU server is not set up ({reason}); run `make setup` first")
@@ -105,10 +111,12 @@ def run_demo(config: DemoConfig) -> Path:
 
         edits_dirs = [_edits(name, server.url, config, out) for name, server in servers.items()]
         pilot_url = servers[PILOT_PROFILE].url
+        sweep = config.capacity_max_concurrency
         llm_run = _pilot(
-            out / "run-llm", pilot_url, config, agent="llm", llm_urls=(vllm.base_url,), model="tinyqwen",
-            gpus_per_endpoint=1, concurrency=config.concurrency, metrics_port=config.metrics_port,
-            served_on="cpu",
+            out / "run-llm", pilot_url, config, agent="llm", llm_urls=(vllm.base_url,),
+            model=vllm_config.served_model, gpus_per_endpoint=1, concurrency=config.concurrency,
+            metrics_port=config.metrics_port, served_on="cpu", views=None,  # None: 3 views for a vision model
+            find_capacity=CapacityOptions(max_concurrency=sweep) if sweep else None,
         )  # fmt: skip
         baseline_run = _pilot(out / "run-baseline", pilot_url, config, agent="baseline", metrics_port=0)
         result = build_report(llm_run, tuple(edits_dirs), (baseline_run,), None)

@@ -59,6 +59,9 @@ def knee_scale(capacity: CapacityReport | None, cost: CostReport | None) -> Knee
     if not run > 0:
         return None
     note = f"{cost.throughput.busy_fraction:.0%} of the run's scrape intervals had the queue busy"
+    if cost.served_by is not None and cost.served_by.rehearsal:
+        note += ("; a CPU rehearsal: during the run the pilot's own task preparation shared the server's "
+                 "cores, during the sweep it did not, so the factor also holds that difference")
     return KneeScale(capacity.knee_concurrency, note, knee.node_s_per_decision / run,
                      knee.node_s_per_decision, run, basis)  # fmt: skip
 
