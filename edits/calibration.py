@@ -28,7 +28,7 @@ class CoverageCell:
     profile: str
     n: int
     statistic: str
-    method: str  # "bootstrap" (the CLI's intervals), "percentile" (baseline) or "model" (edits.hierarchical)
+    method: str  # "bootstrap" (the CLI's), "percentile" (baseline), "tail" (edits.tail), "model"
     covered: int
     seeds: int
 

@@ -34,6 +34,15 @@ def reconciliation_md(s: dict) -> list[str]:
     return [*lines, ""]
 
 
+METHODS_LEGEND = (
+    "Methods: bootstrap = the intervals this summary reports (bootstrap-t for means and totals); "
+    "percentile = the plain percentile bootstrap (baseline); tail = the semi-parametric Pareto-tail mean "
+    "with a semi-parametric bootstrap-t (edits/tail.py; a sample of 100 from a heavy-tailed table mostly "
+    "misses its top 1 %, which the empirical bootstrap cannot put back); model = the hierarchical model's "
+    "posterior predictive interval (edits/hierarchical.py).",
+)
+
+
 def calibration_md(s: dict) -> list[str]:
     cal = s.get("calibration")
     if not cal:
@@ -54,7 +63,7 @@ def calibration_md(s: dict) -> list[str]:
             f"| {c['n']} | {c['statistic']} | {c['method']} | {c['covered']} / {c['seeds']} | "
             f"{c['coverage']:.3f}{mark} |"
         )
-    return [*lines, ""]
+    return [*lines, "", *METHODS_LEGEND, ""]
 
 
 def _est(value: float | None, ci: list | None, digits: int) -> str:

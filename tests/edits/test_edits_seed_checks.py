@@ -61,3 +61,18 @@ def test_hierarchical_model_predictive_interval_is_coherent():
     assert data.edits.sum() < lo < fit.projected_total.value < hi
     assert fit.mean_edits.ci[0] * len(frame) == pytest.approx(lo)
     assert 0 < fit.merge_share.ci[0] < data.merges.sum() / data.edits.sum() < fit.merge_share.ci[1] < 1
+
+
+def test_hierarchical_fit_of_the_same_shape_reuses_the_compiled_sampler():
+    from proofpilot.edits import hierarchical
+
+    rng = np.random.default_rng(5)
+    fits = []
+    for seed in (1, 2):
+        edits = rng.integers(0, 40, 60)
+        data = hierarchical.DatasetCounts("d", edits, rng.binomial(edits, 0.3), 5000)
+        fits.append(hierarchical.fit([data], seed=seed))
+    (sampler,) = [s for shape, s in hierarchical._SAMPLERS.items() if shape[0] == 1 and shape[1] == 128]
+    assert sampler._cache_size() == 1  # compiled once, run twice
+    assert fits[0]["loc"].shape == fits[1]["loc"].shape == (hierarchical.DRAWS, 1)
+    assert not np.allclose(fits[0]["loc"], fits[1]["loc"])
