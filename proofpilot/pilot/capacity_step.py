@@ -37,6 +37,7 @@ class CapacityOptions:
     max_concurrency: int = 64
     max_p95_s: float | None = None
     timeout_s: float = 120.0
+    min_requests: int = 16  # per level (at least; 4 × its concurrency otherwise)
 
 
 def with_stand_in_views(
@@ -93,7 +94,7 @@ def find_capacity(
     """Sweep the endpoint with the run's own requests; write and return RUN_DIR/capacity.json."""
     spec = SweepSpec(llm_url=llm_url, model=model, max_concurrency=options.max_concurrency,
                      max_p95_s=options.max_p95_s, gpus_per_endpoint=gpus_per_endpoint,
-                     timeout_s=options.timeout_s)  # fmt: skip
+                     timeout_s=options.timeout_s, min_requests=options.min_requests)  # fmt: skip
     spec.check()
     requests = run_requests(run_dir)
     log.info("capacity sweep on %s with the run's %d requests, up to %d in flight",
