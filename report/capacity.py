@@ -17,7 +17,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from proofpilot.report.figures import _png
+from proofpilot.report.figures import png_bytes
 from proofpilot.report.format import esc, image, table
 from proofpilot.telemetry.capacity import CAPACITY_NAME, CapacityReport, read_capacity_json
 from proofpilot.telemetry.cost import CostReport
@@ -87,7 +87,7 @@ def capacity_figure(capacity: CapacityReport) -> bytes:
     handles = ax.get_legend_handles_labels()[0] + lat.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="upper left", fontsize=8)
     ax.set_title(f"capacity sweep of {capacity.model} (knee at {capacity.knee_concurrency} in flight)")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _row(lv, knee: int) -> str:

@@ -25,7 +25,7 @@ OPS = (*OP_KINDS, "all")
 MIN_LATENCY_S = 1e-6  # log axes: a latency below 1 µs is drawn at 1 µs
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
@@ -93,7 +93,7 @@ def accuracy_figure(ev: EvalReport) -> bytes:
     )
     ax2.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def latency_figure(rows: pd.DataFrame, agents: Sequence[str]) -> bytes:
@@ -121,7 +121,7 @@ def latency_figure(rows: pd.DataFrame, agents: Sequence[str]) -> bytes:
     fig.suptitle("Latency distribution per op type: a latency, NOT a cost (cost = node-seconds)",
                  fontsize=10)  # fmt: skip
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def cost_per_edit_figure(cost: CostReport) -> bytes | None:
@@ -165,7 +165,7 @@ def cost_per_edit_figure(cost: CostReport) -> bytes | None:
     lo_x, hi_x = ax.get_xlim()
     ax.set_xlim(lo_x, hi_x * 8)  # room for the labels
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def full_dataset_figure(costs: Sequence) -> bytes | None:
@@ -198,4 +198,4 @@ def full_dataset_figure(costs: Sequence) -> bytes | None:
     hi_all = max(r.node_hours_ci[1] for c in costs for r in (c.measured, c.seed) if r is not None)
     ax.set_xlim(max(lo_all, 1e-6) / 3, hi_all * 30)
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)

@@ -15,10 +15,14 @@ from proofpilot.telemetry.cost_records import ClientBusyCost, DecisionUsage, Thr
 def client_busy_seconds(decisions: Sequence[DecisionUsage]) -> float | None:
     """Union of the pilot's call send..receive intervals, summed over (session, endpoint); None when some
     answered verdict carries no spans (an older run)."""
+    groups = _groups(decisions)
+    return None if groups is None else float(sum(busy_by_group(groups).values()))
+
+
+def _groups(decisions: Sequence[DecisionUsage]):
     if any(d.llm_calls > 0 and not d.call_spans for d in decisions):
         return None
-    groups = group_spans(((d.session, d.endpoint), d.call_spans) for d in decisions)
-    return float(sum(busy_by_group(groups).values()))
+    return group_spans(((d.session, d.endpoint), d.call_spans) for d in decisions)
 
 
 def client_busy_cost(
@@ -26,12 +30,12 @@ def client_busy_cost(
 ) -> tuple[ClientBusyCost | None, str]:
     """The client-exact figure beside the scraped one, and a note when it is missing or is not a node's
     cost. Its CI: the scraped figure's bootstrap over decisions, rescaled (no edge term)."""
-    busy = client_busy_seconds(decisions)
-    if busy is None:
+    groups = _groups(decisions)
+    if groups is None:
         return None, "no client-exact busy time: some verdicts carry no call send/receive times (older run)"
+    busy = float(sum(busy_by_group(groups).values()))
     if busy <= 0:
         return None, "no client-exact busy time: no call spans"
-    groups = group_spans(((d.session, d.endpoint), d.call_spans) for d in decisions)
     node_s = busy / len(decisions)
     scale = node_s / tp.node_s_per_decision
     finite = boot_total[np.isfinite(boot_total)] * scale
