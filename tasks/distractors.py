@@ -13,14 +13,19 @@ was just before the edit, as ConnectomeBench2 does (docs: reference cave-realdat
 
 An operation whose cutout fails (outside the volume, server error, past the deadline) or shows no such segment
 gives None, and its reason is counted in `skipped` (and kept per operation in `reasons`); the run goes on.
+
+Each cutout is one or more round trips to the datastack, so a task builder that knows its merges calls
+`prefetch(operations)` first: their cutouts are then downloaded `CutoutOptions.parallel` at a time, at most
+`prefetch_ahead` ahead of the one being asked for (the memory they hold stays bounded), in that order.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter, deque
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -48,6 +53,13 @@ class DistractorSource(Protocol):
         (`partner_root_id`, from the operation's roles), or None if there is none."""
 
 
+def start_prefetch(source: DistractorSource, operations: Iterable[Operation]) -> None:
+    """Tell a source that can fetch ahead (`prefetch`) which operations it will be asked for, in order."""
+    prefetch = getattr(source, "prefetch", None)
+    if prefetch is not None:
+        prefetch(operations)
+
+
 class CutoutError(Exception):
     """A cutout that could not be read; its message is the counted reason."""
 
@@ -58,6 +70,8 @@ class CutoutOptions:
     dilate_voxels: int = DILATE_VOXELS
     min_voxels: int = MIN_VOXELS
     deadline_s: float = DEADLINE_S
+    parallel: int = 4  # cutouts downloading at once
+    prefetch_ahead: int = 16  # cutouts started (or held) ahead of the one asked for
 
 
 def before_timestamp_s(op_ts_ms: int) -> int:
@@ -98,9 +112,11 @@ class SegmentationDistractors:
         self.source = segmentation_source
         self.options = options or CutoutOptions()
         self._token = token
-        self._cv = None
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cutout")
+        self._local = threading.local()  # one CloudVolume per download thread
+        workers = max(1, self.options.parallel)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cutout")
+        self._queue: deque[Operation] = deque()
+        self._pending: dict[int, Future] = {}
         self.skipped: Counter[str] = Counter()
         self.reasons: dict[int, str] = {}
 
@@ -110,27 +126,42 @@ class SegmentationDistractors:
         return cls(client.info.segmentation_source(), client.auth.token, options)
 
     def _volume(self):
-        with self._lock:
-            if self._cv is None:
-                from cloudvolume import CloudVolume
+        cv = getattr(self._local, "cv", None)
+        if cv is None:
+            from cloudvolume import CloudVolume
 
-                secrets = {"token": self._token} if self._token else None
-                self._cv = CloudVolume(
-                    self.source,
-                    secrets=secrets,
-                    use_https=True,
-                    agglomerate=True,
-                    progress=False,
-                    fill_missing=True,
-                    bounded=True,
-                    mip=0,
-                    cache=False,
-                )
-            return self._cv
+            secrets = {"token": self._token} if self._token else None
+            cv = self._local.cv = CloudVolume(
+                self.source,
+                secrets=secrets,
+                use_https=True,
+                agglomerate=True,
+                progress=False,
+                fill_missing=True,
+                bounded=True,
+                mip=0,
+                cache=False,
+            )
+        return cv
+
+    def prefetch(self, operations: Iterable[Operation]) -> None:
+        """The merges that `distractor_root` will be asked for, in that order: their cutouts start now,
+        `prefetch_ahead` at a time (module docstring)."""
+        self._queue.extend(op for op in operations if op.is_merge and len(op.before_root_ids) >= 2)
+        self._top_up()
+
+    def _top_up(self) -> None:
+        while self._queue and len(self._pending) < self.options.prefetch_ahead:
+            op = self._queue.popleft()
+            if op.operation_id not in self._pending:
+                self._pending[op.operation_id] = self._pool.submit(self._download, op)
 
     def cutout(self, operation: Operation) -> np.ndarray:
         """Root ids (uint64, x-y-z) of the box around the interface point at op time - 1 ms; CutoutError."""
-        future = self._pool.submit(self._download, operation)
+        future = self._pending.pop(operation.operation_id, None)
+        if future is None:
+            future = self._pool.submit(self._download, operation)
+        self._top_up()
         try:
             return future.result(timeout=self.options.deadline_s)
         except FutureTimeout:
@@ -175,4 +206,6 @@ class SegmentationDistractors:
         return None
 
     def close(self) -> None:
+        self._queue.clear()
+        self._pending.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)

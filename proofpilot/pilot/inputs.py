@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -25,13 +26,14 @@ from proofpilot.edits.cost import DISTINCT, PER_NEURON_SUMS
 from proofpilot.edits.sampling import draw_samples, population_root_ids
 from proofpilot.edits.stats import sample_statistics
 from proofpilot.tasks.build import TaskOptions, tasks_from_ingest
-from proofpilot.tasks.distractors import SegmentationDistractors
+from proofpilot.tasks.distractors import CutoutOptions, SegmentationDistractors
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.telemetry.projection import EditsProjection
 
 log = logging.getLogger(__name__)
 
 N_BOOTSTRAP = 1000
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,23 @@ def neurons_without_log(sample: PilotSample) -> list[dict[str, object]]:
     return [{"root_id": int(root), "reason": str(why)} for root, why in pairs]
 
 
+def cutout_options(server_address: str | None) -> CutoutOptions:
+    """Distractor cutouts from a remote datastack are prefetched, several at once (hides the round trips);
+    from one on this machine (127.0.0.1, localhost), one at a time: there is no latency to hide and the
+    server shares the builder's CPUs (bench/cutouts.py measures both)."""
+    host = urlsplit(server_address).hostname if server_address else None
+    if host in LOCAL_HOSTS:
+        return CutoutOptions(parallel=1, prefetch_ahead=0)
+    return CutoutOptions()
+
+
 def build_tasks(
     sample: PilotSample, data: DataSource, seed: int, max_ops_per_neuron: int | None
 ) -> list[DecisionTask]:
     """The sample's tasks; merge roles come from the datastack (one get_roots call per sampled merge),
     distractors from its segmentation at the time of each edit."""
     conn = CaveConnection(data.client_settings())
-    distractors = SegmentationDistractors.from_client(conn.client)
+    distractors = SegmentationDistractors.from_client(conn.client, cutout_options(data.server_address))
     try:
         tasks = tasks_from_ingest(
             sample.ingest,

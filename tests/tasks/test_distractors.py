@@ -144,3 +144,48 @@ def test_the_before_timestamp_stays_before_the_edit_after_cloud_volumes_rounding
     for op_ms in (5_000, 5_001, 5_999, 1_600_000_000_123):
         t = before_timestamp_s(op_ms)
         assert t * 1000 <= op_ms - 1 < (t + 1) * 1000
+
+
+def test_prefetched_cutouts_give_the_same_tasks_as_one_at_a_time(ingested, merge_tasks, settings):
+    """`prefetch` only changes when the cutouts are downloaded (several at once, ahead of use), not what
+    they give: a source that fetches one at a time builds the same tasks, and a prefetch window of 2 holds at
+    most 2 cutouts ahead of the one asked for."""
+    roles = CaveRoles(CaveConnection(settings).client.chunkedgraph)
+    options = TaskOptions(seed=0, max_ops_per_neuron=3, op_kinds=("merge",))
+    serial = SegmentationDistractors.from_client(
+        CaveConnection(settings).client, CutoutOptions(parallel=1, prefetch_ahead=0)
+    )
+    narrow = SegmentationDistractors.from_client(
+        CaveConnection(settings).client, CutoutOptions(parallel=2, prefetch_ahead=2)
+    )
+    held = []
+    asked = narrow.distractor_root
+
+    def distractor_root(op, partner=None):
+        held.append(len(narrow._pending))
+        return asked(op, partner)
+
+    narrow.distractor_root = distractor_root
+    try:
+        one_at_a_time = tasks_from_ingest(ingested, serial, options, roles=roles)
+        windowed = tasks_from_ingest(ingested, narrow, options, roles=roles)
+    finally:
+        serial.close()
+        narrow.close()
+    prefetched, _ = merge_tasks  # the module's source: the default window
+    assert one_at_a_time == windowed == prefetched
+    assert held and max(held) <= 2 and held[0] == 2  # the window was full before the first was asked for
+    assert serial.skipped == narrow.skipped
+
+
+@pytest.mark.parametrize(
+    ("address", "one_at_a_time"),
+    [("http://127.0.0.1:8123", True), ("http://localhost:80", True), ("https://global.daf-apis.com", False),
+     (None, False)],
+)
+def test_the_pilot_prefetches_cutouts_only_from_a_remote_datastack(address, one_at_a_time):
+    from proofpilot.pilot.inputs import cutout_options
+
+    options = cutout_options(address)
+    assert (options.parallel == 1 and options.prefetch_ahead == 0) == one_at_a_time
+    assert one_at_a_time or (options.parallel > 1 and options.prefetch_ahead >= options.parallel)
