@@ -349,12 +349,8 @@ def test_full_disk_stops_the_pilot_and_keeps_the_verdicts(slow_stub, tmp_path, r
     run_dir = out / "run"
     stored = read_verdicts(run_dir)
     assert stored and (run_dir / VERDICTS_NAME).read_bytes().endswith(b"\n")  # no partial line left
-    # with space again, --resume finishes the run and every task is stored once
-    done = run_cli([*SLOW_RUN, "--llm-url", slow_stub.base_url, "--gpus-per-endpoint", "1",
-                    "--run-dir", str(run_dir), "--resume"], ray_tmp)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert_every_task_once(run_dir)
-    assert read_verdicts(run_dir)[: len(stored)] == stored
+    assert len({v["task_id"] for v in stored}) == len(stored)
+    # resuming after a full disk: tests/pilot/test_fault_suite.py (the same store, a file-size limit)
 
 
 # -- bad input ----------------------------------------------------------------------------------------------
