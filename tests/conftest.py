@@ -87,17 +87,11 @@ def real_home() -> Path | None:
     return Path(_REAL_HOME) if _REAL_HOME else None
 
 
-LONGEST_FIRST = ("tests/pilot/",)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`--dist loadgroup`), keep every test of the shared vLLM server on one worker, so
-    the run starts that server once; elsewhere the group marker does nothing. The end-to-end pilot tests
-    (tests/pilot: whole CLI runs, the longest) are handed out first, so no worker is left with one of them
-    while the other has finished (modules keep their order; the sort is stable)."""
+    the run starts that server once; elsewhere the group marker does nothing."""
     for item in items:
         if item.get_closest_marker("vllm") is not None:
             item.add_marker(pytest.mark.xdist_group("vllm"))
         elif item.get_closest_marker("vllm_vl") is not None:  # the vision server: its own worker, once
             item.add_marker(pytest.mark.xdist_group("vllm_vl"))
-    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))
