@@ -13,13 +13,15 @@ import json
 import random
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
+T = TypeVar("T")
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -94,6 +96,22 @@ def build_model(hf_tok: PreTrainedTokenizerFast, max_len: int) -> Qwen2ForCausal
     return model
 
 
+def write_into_place(out: Path, write: Callable[[Path], T]) -> T:
+    """`write(folder)` into a temporary sibling of `out`, then renamed into place: an interrupted build never
+    leaves a half-written `out` behind. Returns what `write` returned."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        result = write(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
@@ -104,19 +122,15 @@ def main() -> None:
     rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
     out: Path = args.out_dir.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
+
+    def write(folder: Path):
         hf_tok = build_tokenizer(training_corpus(rng), args.max_len)
-        hf_tok.save_pretrained(tmp)
+        hf_tok.save_pretrained(folder)
         model = build_model(hf_tok, args.max_len)
-        model.save_pretrained(tmp, safe_serialization=True)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(folder, safe_serialization=True)
+        return hf_tok, model
+
+    hf_tok, model = write_into_place(out, write)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"saved {out} params {n_params} vocab {len(hf_tok)}")
 

@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_tiny_model import build_tokenizer, training_corpus
+from make_tiny_model import build_tokenizer, training_corpus, write_into_place
 
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"]
 # Qwen/Qwen2.5-VL-32B-Instruct preprocessor_config.json (same values as the 3B/7B/72B models)
@@ -104,22 +102,18 @@ def main() -> None:
     rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
     out: Path = args.out_dir.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
+
+    def write(folder: Path):
         tok = build_tokenizer(training_corpus(rng), args.max_len, extra_special=VISION_TOKENS)
         tok.chat_template = CHAT_TEMPLATE
-        tok.save_pretrained(tmp)
-        (tmp / "chat_template.jinja").write_text(CHAT_TEMPLATE)
+        tok.save_pretrained(folder)
+        (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE)
         model = build_model(tok, args.max_len)
-        model.save_pretrained(tmp, safe_serialization=True)
-        (tmp / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR_32B, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(folder, safe_serialization=True)
+        (folder / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR_32B, indent=2) + "\n")
+        return tok, model
+
+    tok, model = write_into_place(out, write)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"saved {out} params {n_params} vocab {len(tok)}")
 
