@@ -78,6 +78,9 @@ class TimedDistractors:
         self.cost[operation.operation_id] = (wall, reqs)
         return root
 
+    def prefetch(self, operations):
+        """Not passed on: each operation's cutout is metered when it is asked for."""
+
 
 class WholeSkeletons:
     """The seed's way: a whole skeleton per root (kept for the run), no crop."""

@@ -38,7 +38,7 @@ import pandas as pd
 from proofpilot.core.errors import ConfigError, DataError
 from proofpilot.core.vocab import OP_KINDS, ROLE_LABEL
 from proofpilot.datastack.records import Operation, OperationRoles
-from proofpilot.tasks.distractors import DistractorSource, start_prefetch
+from proofpilot.tasks.distractors import DistractorSource
 from proofpilot.tasks.records import DecisionTask
 from proofpilot.tasks.roles import RoleSource
 
@@ -215,7 +215,7 @@ def build_tasks(
     picked_ops = sorted(owner.items(), key=lambda item: (order[item[1]], item[0]))
     operations_of = {op: _operation(bank.loc[op]) for op, _ in picked_ops}
     known_roles = roles.roles(list(operations_of.values())) if operations_of else {}
-    start_prefetch(distractors, (operations_of[op] for op, _ in picked_ops if op in known_roles))
+    distractors.prefetch(operations_of[op] for op, _ in picked_ops if op in known_roles)
     for op, root in picked_ops:
         operation = operations_of[op]
         for role, base, candidate in _pairs(operation, known_roles.get(op), root, distractors, skipped):

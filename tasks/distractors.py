@@ -52,12 +52,9 @@ class DistractorSource(Protocol):
         """A root id near `operation.interface_nm` at the time of the operation, touching the true partner
         (`partner_root_id`, from the operation's roles), or None if there is none."""
 
-
-def start_prefetch(source: DistractorSource, operations: Iterable[Operation]) -> None:
-    """Tell a source that can fetch ahead (`prefetch`) which operations it will be asked for, in order."""
-    prefetch = getattr(source, "prefetch", None)
-    if prefetch is not None:
-        prefetch(operations)
+    def prefetch(self, operations: Iterable[Operation]) -> None:
+        """The operations `distractor_root` will be asked for, in that order (a source that reads nothing
+        over the network may ignore it)."""
 
 
 class CutoutError(Exception):

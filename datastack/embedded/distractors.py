@@ -7,6 +7,7 @@ neighbour of the merge.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from proofpilot.datastack.embedded.geometry import op_fragments
@@ -25,3 +26,6 @@ class EmbeddedDistractors:
 
     def distractor_root(self, operation: Operation, partner_root_id: int | None = None) -> int | None:
         return op_fragments(self.profile_name, operation.operation_id).get("distractor")
+
+    def prefetch(self, operations: Iterable[Operation]) -> None:
+        """Nothing to fetch ahead: the answer is computed from the operation id."""
